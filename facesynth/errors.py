@@ -1,0 +1,67 @@
+"""Typed errors shared by every part of facesynth.
+
+Exit codes (see cli.py): 0 ok, 1 a run failed, 2 an invalid graph file or bad usage.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class FacesynthError(Exception):
+    """Base class: every error facesynth raises on purpose derives from it."""
+
+    exit_code = 1
+
+
+@dataclass
+class Problem:
+    """One problem found in a graph file, with where it is and how to fix it."""
+
+    file: str
+    line: int
+    col: int
+    message: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.file}:{self.line}:{self.col}: {self.message}"
+        return f"{text}\n    hint: {self.hint}" if self.hint else text
+
+
+@dataclass
+class GraphError(FacesynthError):
+    """A graph file (or a --set override) is invalid; carries every problem found at once."""
+
+    problems: list[Problem] = field(default_factory=list)
+    exit_code = 2
+
+    def __str__(self) -> str:
+        n = len(self.problems)
+        head = f"invalid graph: {n} problem{'s' if n != 1 else ''}"
+        return "\n".join([head, *(str(p) for p in self.problems)])
+
+
+class UsageError(FacesynthError):
+    """The command line itself is wrong."""
+
+    exit_code = 2
+
+
+class RunError(FacesynthError):
+    """A graph run failed: a node kept failing after its restarts."""
+
+    def __init__(self, node: str, chunk: str, cause: str, traceback: str = ""):
+        self.node, self.chunk, self.cause, self.traceback = node, chunk, cause, traceback
+        super().__init__(f"node '{node}' failed on chunk {chunk}: {cause}")
+
+
+class StoreError(FacesynthError):
+    """The frame store is missing, incompatible, or asked for frames it does not hold."""
+
+
+class InputDataError(FacesynthError):
+    """Input data (a recording, an image folder, a message) is corrupt or not what was declared."""
+
+
+class MissingDependencyError(FacesynthError):
+    """An optional package, device or model file is not available; the message says how to get it."""

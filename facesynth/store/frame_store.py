@@ -1,0 +1,156 @@
+"""The Zarr v3 frame store: one directory holding every stage's arrays for one dataset.
+
+Layout: arrays named "<group>/<name>" (e.g. raw/color, crop/depth), frame axis first,
+chunked by `chunk_frames` frames so that one writer owns whole chunks (concurrent writers
+into parts of one chunk would lose data). Arrays are created with a frame *capacity*; how
+many frames a stage really holds is told by the progress log (store/progress.py).
+Dataset attributes (capture settings, calibration, depth normalisation) live on the root.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from facesynth.errors import StoreError
+
+
+class FrameStore:
+    """Chunk-aligned writes and read-only reads of per-stage frame arrays."""
+
+    def __init__(self, root: zarr.Group, path: Path, mode: str):
+        self._root = root
+        self.path = path
+        self.mode = mode
+
+    # ---- opening -----------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | os.PathLike, chunk_frames: int = 8, attrs: dict | None = None) -> "FrameStore":
+        """Create the store if absent (keeping what is there), recording chunk_frames."""
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        root = zarr.open_group(str(p), mode="a", zarr_format=3)
+        have = root.attrs.get("chunk_frames")
+        if have is not None and int(have) != int(chunk_frames):
+            raise StoreError(
+                f"store {p} was written with chunk_frames={have}, not {chunk_frames}; "
+                "use the same value or --restart"
+            )
+        if have is None:
+            root.attrs["chunk_frames"] = int(chunk_frames)
+        if attrs:
+            root.attrs.update(attrs)
+        return cls(root, p, "a")
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, mode: str = "a") -> "FrameStore":
+        p = Path(path)
+        if not (p / "zarr.json").exists():
+            raise StoreError(f"no frame store at {p} (run a capture graph first, or check the path)")
+        root = zarr.open_group(str(p), mode="r" if mode == "r" else "a", zarr_format=3)
+        return cls(root, p, mode)
+
+    # ---- dataset attributes ----------------------------------------------------------
+    @property
+    def chunk_frames(self) -> int:
+        return int(self._root.attrs.get("chunk_frames", 8))
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return dict(self._root.attrs)
+
+    def update_attrs(self, **values: Any) -> None:
+        self._check_writable()
+        self._root.attrs.update(values)
+
+    # ---- arrays ------------------------------------------------------------------
+    def has(self, name: str) -> bool:
+        try:
+            self._root[name]
+            return True
+        except KeyError:
+            return False
+
+    def names(self) -> list[str]:
+        """Every array in the store as 'group/name', sorted."""
+        out: list[str] = []
+
+        def walk(group: zarr.Group, prefix: str) -> None:
+            for key, member in group.members():
+                full = f"{prefix}{key}"
+                if isinstance(member, zarr.Group):
+                    walk(member, full + "/")
+                else:
+                    out.append(full)
+
+        walk(self._root, "")
+        return sorted(out)
+
+    def array(self, name: str) -> zarr.Array:
+        try:
+            arr = self._root[name]
+        except KeyError:
+            raise StoreError(f"store {self.path} has no array '{name}' (has: {', '.join(self.names()) or 'none'})") from None
+        if not isinstance(arr, zarr.Array):
+            raise StoreError(f"'{name}' in {self.path} is a group, not an array")
+        return arr
+
+    def ensure_array(self, name: str, frames: int, frame_shape: tuple[int, ...], dtype: Any,
+                     fill_value: Any = 0, attrs: dict | None = None) -> zarr.Array:
+        """Create `name` with room for `frames` frames, or open it if an identical one exists.
+
+        Safe when several replicas race to create the same array: the loser opens it.
+        """
+        self._check_writable()
+        shape = (int(frames), *map(int, frame_shape))
+        dtype = np.dtype(dtype)
+        if not self.has(name):
+            try:
+                arr = self._root.create_array(
+                    name, shape=shape, chunks=(self.chunk_frames, *shape[1:]), dtype=dtype,
+                    fill_value=fill_value, overwrite=False,
+                )
+                if attrs:
+                    arr.attrs.update(attrs)
+                return arr
+            except Exception:  # another writer created it first: fall through and check it
+                if not self.has(name):
+                    raise
+        arr = self.array(name)
+        if tuple(arr.shape[1:]) != shape[1:] or arr.dtype != dtype:
+            raise StoreError(
+                f"array '{name}' in {self.path} has frames of {tuple(arr.shape[1:])} {arr.dtype}, "
+                f"not {shape[1:]} {dtype}; use a new store or --restart"
+            )
+        if arr.shape[0] < shape[0]:
+            raise StoreError(f"array '{name}' holds {arr.shape[0]} frames, fewer than the {shape[0]} asked for")
+        return arr
+
+    def write(self, name: str, start: int, data: np.ndarray) -> None:
+        """Write frames [start, start+len(data)); must cover whole chunks (or end the array's data)."""
+        self._check_writable()
+        arr = self.array(name)
+        stop = start + len(data)
+        cf = self.chunk_frames
+        if start % cf != 0:
+            raise StoreError(f"write to '{name}' at frame {start} is not aligned to chunks of {cf} frames")
+        if stop > arr.shape[0]:
+            raise StoreError(f"write to '{name}' frames {start}-{stop} exceeds its capacity of {arr.shape[0]}")
+        arr[start:stop] = np.asarray(data, dtype=arr.dtype)
+
+    def read(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Frames [start, stop) as a read-only array (copy before editing in place)."""
+        arr = self.array(name)
+        stop = arr.shape[0] if stop is None else stop
+        if start < 0 or stop > arr.shape[0] or start > stop:
+            raise StoreError(f"'{name}' has {arr.shape[0]} frames; cannot read {start}-{stop}")
+        out = np.asarray(arr[start:stop])
+        out.flags.writeable = False
+        return out
+
+    def _check_writable(self) -> None:
+        if self.mode == "r":
+            raise StoreError(f"store {self.path} is open read-only")
