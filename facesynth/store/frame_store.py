@@ -9,6 +9,7 @@ Dataset attributes (capture settings, calibration, depth normalisation) live on 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,9 @@ class FrameStore:
                 else:
                     out.append(full)
 
-        walk(self._root, "")
+        with warnings.catch_warnings():  # _progress/ and other non-Zarr folders live beside the arrays
+            warnings.simplefilter("ignore")
+            walk(self._root, "")
         return sorted(out)
 
     def array(self, name: str) -> zarr.Array:

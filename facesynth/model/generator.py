@@ -1,0 +1,104 @@
+"""U-Net generator of the original pix2pix recipe (DESIGN.md section 2).
+
+One channel in (the landmark drawing), four out (RGB + depth, tanh, [-1, 1]). The number
+of down-samplings follows the image size (log2(size)) so the innermost feature map is
+1x1 at any size: 256 and 512 as the original, 64 or 128 in tests. BatchNorm, dropout 0.5
+in the inner ngf*8 blocks, N(0, 0.02) initialisation, as the original.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+BACKGROUND_UNIT = -0.995  # depth at or below this is background (see vision/depth_norm.py)
+
+
+def num_downs_for(size: int) -> int:
+    """log2(size): how many stride-2 convolutions bring `size` down to 1x1."""
+    n = int(round(math.log2(size))) if size > 0 else 0
+    if size < 32 or 2 ** n != size:
+        raise ValueError(f"U-Net size must be a power of two >= 32 (got {size})")
+    return n
+
+
+def _channels(level: int, ngf: int) -> int:
+    return ngf * min(2 ** level, 8)
+
+
+class UNetGenerator(nn.Module):
+    """pix2pix U-Net written as explicit lists of blocks (straightforward to trace/export)."""
+
+    def __init__(self, size: int = 256, ngf: int = 64, in_ch: int = 1, out_ch: int = 4,
+                 dropout: float = 0.5):
+        super().__init__()
+        self.size, self.ngf, self.in_ch, self.out_ch = size, ngf, in_ch, out_ch
+        n = num_downs_for(size)
+        self.num_downs = n
+        downs, ups = [], []
+        for i in range(n):
+            c_in = in_ch if i == 0 else _channels(i - 1, ngf)
+            conv = nn.Conv2d(c_in, _channels(i, ngf), 4, 2, 1, bias=False)
+            if i == 0:
+                downs.append(nn.Sequential(conv))
+            elif i == n - 1:  # innermost: no norm
+                downs.append(nn.Sequential(nn.LeakyReLU(0.2, True), conv))
+            else:
+                downs.append(nn.Sequential(nn.LeakyReLU(0.2, True), conv,
+                                           nn.BatchNorm2d(_channels(i, ngf))))
+        for i in range(n):
+            c_in = _channels(i, ngf) * (1 if i == n - 1 else 2)
+            if i == 0:
+                ups.append(nn.Sequential(nn.ReLU(True),
+                                         nn.ConvTranspose2d(c_in, out_ch, 4, 2, 1, bias=True),
+                                         nn.Tanh()))
+                continue
+            c_out = _channels(i - 1, ngf)
+            layers = [nn.ReLU(True), nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
+                      nn.BatchNorm2d(c_out)]
+            if 4 <= i < n - 1 and dropout > 0:  # the original's num_downs-5 inner ngf*8 blocks
+                layers.append(nn.Dropout(dropout))
+            ups.append(nn.Sequential(*layers))
+        self.downs = nn.ModuleList(downs)
+        self.ups = nn.ModuleList(ups)
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = []
+        h = x
+        for down in self.downs:
+            h = down(h)
+            feats.append(h)
+        n = len(self.downs)
+        h = self.ups[n - 1](feats[n - 1])
+        for i in range(n - 2, -1, -1):
+            h = self.ups[i](torch.cat([feats[i], h], 1))
+        return h
+
+
+def init_weights(module: nn.Module, gain: float = 0.02) -> None:
+    """The original's 'normal' init: conv weights N(0, gain), BatchNorm weight N(1, gain)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.zeros_(m.bias)
+
+
+def apply_background_mask(out, threshold: float = BACKGROUND_UNIT, channel_axis: int = -3):
+    """Set every channel to -1 where the depth channel (the last) is background.
+
+    Works on torch tensors (traceable, used inside the exported graph) and on numpy arrays
+    (live output outside the graph); channel-first layout (N,4,H,W) or (4,H,W) by default.
+    """
+    if isinstance(out, torch.Tensor):
+        depth = out.narrow(channel_axis, out.shape[channel_axis] - 1, 1)
+        return torch.where(depth <= threshold, torch.full_like(out, -1.0), out)
+    arr = np.asarray(out)
+    depth = np.take(arr, [arr.shape[channel_axis] - 1], axis=channel_axis)
+    return np.where(depth <= threshold, np.asarray(-1.0, arr.dtype), arr)

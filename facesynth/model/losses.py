@@ -1,0 +1,60 @@
+"""pix2pix + pix2pixHD objectives (DESIGN.md section 2).
+
+Generator: least-squares GAN + L1 x100 + feature matching x10 (x 4/(n_layers+1) per layer,
+1/num_d per scale) + LPIPS x10 on the colour channels. LPIPS is part of the autograd graph
+(the original converted it to a Python float, so it never trained anything).
+Discriminator: least-squares GAN, real and fake halves averaged.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class LossWeights:
+    l1: float = 100.0
+    feat: float = 10.0
+    lpips: float = 10.0
+    gan: float = 1.0
+
+
+def lsgan(preds: list[list[torch.Tensor]], real: bool) -> torch.Tensor:
+    """Mean squared distance of every scale's patch scores to 1 (real) or 0 (fake), summed over scales."""
+    target = 1.0 if real else 0.0
+    total = preds[0][-1].new_zeros((), dtype=torch.float32)
+    for scale in preds:
+        p = scale[-1].float()
+        total = total + F.mse_loss(p, torch.full_like(p, target))
+    return total
+
+
+def feature_matching(fake: list[list[torch.Tensor]], real: list[list[torch.Tensor]]) -> torch.Tensor:
+    """pix2pixHD feature matching: L1 between D features of fake and (detached) real pairs."""
+    num_d = len(fake)
+    n_layers = len(fake[0]) - 2  # blocks = n_layers stride-2 + 1 stride-1 + score
+    layer_w, scale_w = 4.0 / (n_layers + 1), 1.0 / num_d
+    total = fake[0][0].new_zeros((), dtype=torch.float32)
+    for f_scale, r_scale in zip(fake, real):
+        for f, r in zip(f_scale[:-1], r_scale[:-1]):
+            total = total + scale_w * layer_w * F.l1_loss(f.float(), r.detach().float())
+    return total
+
+
+def generator_loss(d_fake, d_real, fake: torch.Tensor, target: torch.Tensor,
+                   w: LossWeights, lpips_fn=None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Total generator loss and its parts (floats, for logging only)."""
+    parts = {"g_gan": lsgan(d_fake, True) * w.gan,
+             "g_l1": F.l1_loss(fake.float(), target.float()) * w.l1,
+             "g_feat": feature_matching(d_fake, d_real) * w.feat}
+    if lpips_fn is not None and w.lpips > 0:
+        parts["g_lpips"] = lpips_fn(fake[:, :3].float(), target[:, :3].float()).mean() * w.lpips
+    total = sum(parts.values())
+    return total, {k: float(v.detach()) for k, v in parts.items()}
+
+
+def discriminator_loss(d_fake, d_real) -> tuple[torch.Tensor, dict[str, float]]:
+    fake, real = lsgan(d_fake, False), lsgan(d_real, True)
+    return 0.5 * (fake + real), {"d_fake": float(fake.detach()), "d_real": float(real.detach())}

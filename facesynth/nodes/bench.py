@@ -1,0 +1,105 @@
+"""Synthetic pass-through nodes: measure the runtime itself and inject faults in its tests.
+
+`bench.frames` writes deterministic frames; `bench.passthrough` reads a chunk, does a small
+amount of real work (a blur), and writes its own group. The fault parameters make a replica
+raise, or kill its own process, the first time it meets a given chunk (a marker file in the
+store remembers that it already happened, so the retry succeeds).
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import AsyncIterator
+
+import numpy as np
+from pydantic import Field
+
+from facesynth.nodes.base import ChunkRef, Node, Output, Params
+from facesynth.nodes.registry import register
+
+
+def bench_frames(start: int, stop: int, height: int, width: int, seed: int) -> np.ndarray:
+    """Frames [start, stop) of the deterministic test pattern (independent of chunking)."""
+    idx = np.arange(start, stop, dtype=np.uint32)[:, None, None]
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.uint32)
+    return ((idx * 2654435761 + yy * 40503 + xx * 977 + seed * 7919) % 251).astype(np.uint8)
+
+
+def bench_work(frames: np.ndarray, passes: int = 1) -> np.ndarray:
+    """The pass-through's work: a 3x3 box blur, `passes` times (pure, deterministic)."""
+    out = frames.astype(np.float32)
+    for _ in range(passes):
+        p = np.pad(out, ((0, 0), (1, 1), (1, 1)), mode="edge")
+        out = sum(p[:, dy:dy + out.shape[1], dx:dx + out.shape[2]] for dy in range(3) for dx in range(3)) / 9.0
+    return np.round(out).astype(np.uint8)
+
+
+class FramesParams(Params):
+    frames: int = Field(64, ge=1, le=10_000_000)
+    height: int = Field(64, ge=1, le=4096)
+    width: int = Field(64, ge=1, le=4096)
+    seed: int = Field(0, ge=0)
+
+
+@register
+class BenchFrames(Node):
+    kind = "bench.frames"
+    summary = "Deterministic test frames into the store (runtime benchmarks and tests)"
+    Params = FramesParams
+    outputs = {"frames": "ChunkRef of group 'bench'"}
+    max_replicas = 1
+
+    async def produce(self) -> AsyncIterator[Output]:
+        p = self.params
+        store = self.ctx.store()
+        store.ensure_array("bench/frames", p.frames, (p.height, p.width), np.uint8)
+        cf = self.ctx.chunk_frames
+        self.ctx.report("plan", total=(p.frames + cf - 1) // cf)
+        for start in range(0, p.frames, cf):
+            ref = ChunkRef("bench", start, min(start + cf, p.frames))
+            if ref.key not in self.ctx.done:
+                data = await self.run_blocking(bench_frames, ref.start, ref.stop, p.height, p.width, p.seed)
+                store.write("bench/frames", ref.start, data)
+            yield Output("frames", ref, key=ref.key)
+
+
+class PassParams(Params):
+    passes: int = Field(1, ge=0, le=100)
+    delay_ms: float = Field(0.0, ge=0, le=60_000)
+    fail_once_on: list[int] = Field(default_factory=list)
+    die_once_on: list[int] = Field(default_factory=list)
+
+
+@register
+class BenchPassthrough(Node):
+    kind = "bench.passthrough"
+    summary = "Read a chunk, blur it, write it to a group named after the node (runtime benchmarks and tests)"
+    Params = PassParams
+    inputs = {"frames": "ChunkRef of a group with a 'frames' array"}
+    outputs = {"frames": "ChunkRef of the group named after this node"}
+
+    def _fault_once(self, kind: str, start: int) -> bool:
+        marker = Path(self.ctx.store_path or ".") / "_faults" / f"{self.ctx.node_id}-{kind}-{start}"
+        if marker.exists():
+            return False
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(str(os.getpid()))
+        return True
+
+    async def process(self, port: str, item: ChunkRef) -> list[Output]:
+        p = self.params
+        store = self.ctx.store()
+        src = store.read(f"{item.group}/frames", item.start, item.stop)
+        cap = store.array(f"{item.group}/frames").shape
+        if item.start in p.fail_once_on and self._fault_once("fail", item.start):
+            raise RuntimeError(f"injected failure on chunk {item.key}")
+        if item.start in p.die_once_on and self._fault_once("die", item.start):
+            os._exit(1)  # a killed worker: no clean-up, no exception
+        if p.delay_ms:
+            await asyncio.sleep(p.delay_ms / 1000.0)
+        out = await self.run_blocking(bench_work, src, p.passes)
+        group = self.ctx.node_id
+        store.ensure_array(f"{group}/frames", cap[0], cap[1:], np.uint8)
+        store.write(f"{group}/frames", item.start, out)
+        return [Output("frames", ChunkRef(group, item.start, item.stop))]

@@ -1,0 +1,46 @@
+"""Plain terminal progress while a graph runs (the Textual dashboard is `--tui`)."""
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+
+def _fmt_node(nid: str, s: dict) -> str:
+    total = f"/{s['total']}" if s.get("total") else ""
+    extra = f" err={s['errors']}" if s.get("errors") else ""
+    extra += f" restarts={s['restarts']}" if s.get("restarts") else ""
+    extra += f" skipped={s['skipped']}" if s.get("skipped") else ""
+    return f"{nid}[{s['state']}] {s['items']}{total} {s['rate']:.1f}/s busy {s['busy_pct']:.0f}%{extra}"
+
+
+class ConsoleProgress:
+    """Prints one status line every `period_s` (overwritten in place on a terminal)."""
+
+    def __init__(self, out: TextIO | None = None, period_s: float = 2.0):
+        self.out = out or sys.stderr
+        self.period_s = period_s
+        self._last = 0.0
+        self.tty = self.out.isatty()
+
+    def __call__(self, rec: dict) -> None:
+        kind = rec.get("type")
+        if kind == "stats":
+            now = time.monotonic()
+            if now - self._last < self.period_s:
+                return
+            self._last = now
+            line = f"[{rec['elapsed_s']:6.1f}s] " + " | ".join(_fmt_node(n, s) for n, s in rec["nodes"].items())
+            if self.tty:
+                self.out.write("\r\x1b[2K" + line[: 400])
+            else:
+                self.out.write(line + "\n")
+        elif kind == "error":
+            self.out.write(("\n" if self.tty else "") + f"error in {rec['node']} on {rec['chunk']}: {rec['error']}"
+                           + (" (fatal)" if rec.get("fatal") else f" (restart {rec['restart']})") + "\n")
+        elif kind == "event" and rec.get("name") in ("train.epoch", "live.stats", "capture.rejects"):
+            data = {k: v for k, v in rec.items() if k not in ("type", "t", "name", "replica")}
+            self.out.write(("\n" if self.tty else "") + f"{rec['name']}: {data}\n")
+        elif kind == "run_end":
+            self.out.write(("\n" if self.tty else "") + f"run {rec['status']} in {rec['elapsed_s']:.1f}s\n")
+        self.out.flush()

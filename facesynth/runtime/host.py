@@ -1,0 +1,106 @@
+"""Hosts one node replica: the same object runs inside a Ray actor or in-process.
+
+The host never raises into the supervisor: each call returns {"ok": True, "outputs": [...]}
+or {"ok": False, "error", "traceback"}, so both backends report failures the same way.
+Events a node reports (ctx.report) are buffered here and drained by the supervisor.
+"""
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from typing import Any
+
+from facesynth.nodes import registry
+from facesynth.nodes.base import Node, NodeContext, Output
+
+
+def _pack(outputs: list[Output] | None) -> list[tuple[str, Any, str | None]]:
+    return [(o.port, o.item, o.key) for o in (outputs or [])]
+
+
+def _failure(exc: BaseException) -> dict:
+    return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+
+
+class NodeHost:
+    """Owns one Node instance; (re)creates it on demand and forwards runtime calls."""
+
+    def __init__(self, kind: str, params: dict, ctx: NodeContext):
+        self.kind = kind
+        self.params = params
+        self.ctx = ctx
+        self.ctx.reporter = self._collect
+        self.node: Node | None = None
+        self._gen = None
+        self._events: list[dict] = []
+
+    def _collect(self, name: str, data: dict) -> None:
+        self._events.append({"type": "event", "t": time.time(), "name": name, **data})
+
+    async def _ensure(self) -> Node:
+        if self.node is None:
+            cls = registry.get(self.kind)
+            if cls is None:
+                raise KeyError(f"unknown node kind '{self.kind}'")
+            node = cls(cls.Params.model_validate(self.params), self.ctx)
+            await node.setup()
+            self.node = node
+        return self.node
+
+    async def ping(self) -> int:
+        return os.getpid()
+
+    async def restart(self) -> dict:
+        """Drop the node instance (after a failure) and set up a fresh one."""
+        old, self.node, self._gen = self.node, None, None
+        if old is not None:
+            try:
+                await old.close()
+            except Exception:  # the old instance is broken anyway
+                pass
+        try:
+            await self._ensure()
+            return {"ok": True, "outputs": []}
+        except Exception as exc:
+            return _failure(exc)
+
+    async def process(self, port: str, item: Any) -> dict:
+        try:
+            node = await self._ensure()
+            return {"ok": True, "outputs": _pack(await node.process(port, item))}
+        except Exception as exc:
+            return _failure(exc)
+
+    async def next_item(self) -> dict:
+        """Sources: the next output, or {"ok": True, "end": True} when the stream ended."""
+        try:
+            node = await self._ensure()
+            if self._gen is None:
+                self._gen = node.produce().__aiter__()
+            try:
+                out = await self._gen.__anext__()
+            except StopAsyncIteration:
+                return {"ok": True, "end": True, "outputs": []}
+            return {"ok": True, "outputs": _pack([out])}
+        except Exception as exc:
+            return _failure(exc)
+
+    async def finish(self) -> dict:
+        try:
+            node = await self._ensure()
+            return {"ok": True, "outputs": _pack(await node.finish())}
+        except Exception as exc:
+            return _failure(exc)
+
+    async def close(self) -> dict:
+        try:
+            if self.node is not None:
+                await self.node.close()
+            return {"ok": True, "outputs": []}
+        except Exception as exc:
+            return _failure(exc)
+
+    async def drain_events(self) -> list[dict]:
+        events, self._events = self._events, []
+        return events

@@ -1,0 +1,292 @@
+"""Runs a planned graph: dispatches items to replicas, retries, records progress, emits stats.
+
+The supervisor lives in the driver process. Edges are bounded inboxes here; replicas (Ray
+actors or in-process hosts) get one item at a time, so a slow consumer blocks its producer
+(backpressure). A failed item is retried on a restarted replica up to `max_restarts` times,
+then the run fails naming node, chunk and cause. Finished work units are appended to the
+store's progress log, so a rerun skips them.
+"""
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from facesynth.errors import RunError
+from facesynth.graph.checks import LoadedGraph
+from facesynth.nodes.base import ChunkRef, NodeContext
+from facesynth.runtime.backends import WorkerLost, wait_alive
+from facesynth.runtime.edges import EOS
+from facesynth.runtime.plan import Plan, PlannedNode, build_plan
+from facesynth.runtime.runlog import RunLog, run_log_dir
+from facesynth.store.frame_store import FrameStore
+from facesynth.store.progress import Progress
+
+STATS_PERIOD_S = 0.5
+
+
+def encode_outputs(outputs: list[tuple]) -> list[dict] | None:
+    """Outputs as JSON for the progress log; None if some item cannot be recorded."""
+    out = []
+    for port, item, _key in outputs:
+        if isinstance(item, ChunkRef):
+            out.append({"port": port, "chunk": item.to_dict()})
+        elif item is None or isinstance(item, (str, int, float, bool, dict, list)):
+            out.append({"port": port, "value": item})
+        else:
+            return None
+    return out
+
+
+def decode_outputs(recorded: list[dict]) -> list[tuple]:
+    return [(r["port"], ChunkRef.from_dict(r["chunk"]) if "chunk" in r else r.get("value"), None) for r in recorded]
+
+
+@dataclass
+class RunResult:
+    status: str
+    run_log: Path
+    store: str | None
+    stats: dict[str, Any]
+    sink: dict[str, list]  # node id -> items it emitted on ports nobody reads (finals)
+
+
+class Supervisor:
+    def __init__(self, graph: LoadedGraph, backend: Any, restart: bool = False,
+                 on_record: Callable[[dict], None] | None = None, metrics: Any = None):
+        self.graph, self.spec, self.backend = graph, graph.spec, backend
+        self.restart = restart
+        self.on_record = on_record
+        self.metrics = metrics
+        self.store_path = self.spec.store_path()
+        self.progress = Progress(self.store_path) if self.store_path else None
+        self.plan: Plan = build_plan(self.spec, backend.cpus())
+        self.run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{int(time.time() * 1000) % 1000:03d}"
+        self.log = RunLog(run_log_dir(self.store_path), self.run_id)
+        self.sink: dict[str, list] = {}
+        self._emitted: dict[str, set[str]] = {}
+        self._t0 = time.time()
+        self._draining: dict[tuple[str, int], asyncio.Task] = {}
+
+    # ---- records --------------------------------------------------------------------
+    def _record(self, rec: dict) -> None:
+        rec = self.log.write(rec)
+        if self.metrics is not None:
+            self.metrics.append.remote([rec])
+        if self.on_record is not None:
+            self.on_record(rec)
+
+    def _stats_record(self) -> dict:
+        now = time.time()
+        nodes = {}
+        for pn in self.plan.nodes.values():
+            s = pn.stats
+            span = ((s.ended or now) - s.started) if s.started else 0.0
+            nodes[pn.id] = {
+                "state": s.state, "replicas": s.replicas, "items": s.items, "total": s.total,
+                "rate": round(s.items / span, 3) if span > 0 else 0.0, "busy_s": round(s.busy_s, 4),
+                "busy_pct": round(100.0 * s.busy_s / (span * s.replicas), 1) if span > 0 else 0.0,
+                "errors": s.errors, "restarts": s.restarts, "skipped": s.skipped,
+            }
+        edges = {e.id: {"depth": e.depth, "bound": e.bound, "blocked_s": round(e.stats.blocked_s, 4),
+                        "drops": e.stats.drops, "sent": e.stats.sent, "max_depth": e.stats.max_depth}
+                 for e in self.plan.edges}
+        return {"type": "stats", "elapsed_s": round(now - self._t0, 3), "nodes": nodes, "edges": edges}
+
+    # ---- set-up ---------------------------------------------------------------------
+    def _prepare_store(self) -> None:
+        if not self.store_path:
+            return
+        if self.restart and Path(self.store_path).exists():
+            shutil.rmtree(self.store_path)
+        FrameStore.create(self.store_path, chunk_frames=self.spec.store.chunk_frames)
+
+    def _start_replicas(self) -> None:
+        cf = self.spec.store.chunk_frames if self.spec.store else 8
+        for pn in self.plan.nodes.values():
+            if self.progress is not None and pn.recorded:
+                pn.done = self.progress.load(pn.id)
+            for r in range(pn.replicas):
+                ctx = NodeContext(node_id=pn.id, kind=pn.spec.kind, replica=r, replicas=pn.replicas,
+                                  store_path=self.store_path, chunk_frames=cf, run_dir=str(self.log.path.parent),
+                                  graph_name=self.spec.name, restart=self.restart, done=pn.done)
+                pn.handles.append(self.backend.create(
+                    pn.spec.kind, pn.spec.params, ctx, pn.spec.resources.cpus if "cpus" in pn.spec.resources.model_fields_set else None,
+                    pn.spec.resources.gpus, pn.max_restarts, spread=pn.replicas > 1))
+
+    # ---- calls with retry -------------------------------------------------------------
+    async def _call(self, pn: PlannedNode, handle: Any, method: str, *args: Any, chunk: str = "-") -> dict:
+        attempts = 0
+        while True:
+            try:
+                res = await self.backend.call(handle, method, *args)
+            except WorkerLost as exc:
+                res = {"ok": False, "error": f"worker lost: {exc}", "traceback": "", "lost": True}
+            if res.get("ok"):
+                return res
+            attempts += 1
+            pn.stats.errors += 1
+            fatal = attempts > pn.max_restarts
+            self._record({"type": "error", "node": pn.id, "chunk": chunk, "error": res["error"],
+                          "traceback": res.get("traceback", ""), "restart": attempts, "fatal": fatal})
+            if fatal:
+                raise RunError(pn.id, chunk, res["error"], res.get("traceback", ""))
+            pn.stats.restarts += 1
+            if res.get("lost"):
+                await wait_alive(self.backend, handle)
+            else:
+                await self.backend.call(handle, "restart")
+
+    async def _route(self, pn: PlannedNode, outputs: list[tuple]) -> None:
+        for port, item, _key in outputs:
+            edges = self.plan.consumers.get((pn.id, port), [])
+            if not edges:
+                self.sink.setdefault(pn.id, []).append(item)
+            for edge in edges:
+                await self.plan.inbox_of[edge.dst.split("/", 1)[0]].put(edge, item)
+
+    def _mark(self, pn: PlannedNode, key: str | None, outputs: list[tuple]) -> None:
+        if key is None or self.progress is None or not pn.recorded or key in pn.done:
+            return
+        encoded = encode_outputs(outputs)
+        if encoded is not None:
+            self.progress.mark(pn.id, key, encoded)
+            pn.done[key] = encoded
+
+    # ---- workers ----------------------------------------------------------------------
+    async def _source_worker(self, pn: PlannedNode, handle: Any) -> None:
+        emitted = self._emitted.setdefault(pn.id, set())
+        while True:
+            t0 = time.perf_counter()
+            res = await self._call(pn, handle, "next_item", chunk="next")
+            if res.get("end"):
+                return
+            pn.stats.busy_s += time.perf_counter() - t0
+            for out in res["outputs"]:
+                port, item, key = out
+                key = key or (item.key if isinstance(item, ChunkRef) else None)
+                if key is not None and key in emitted:
+                    continue  # re-yielded after a restart
+                if key is not None:
+                    emitted.add(key)
+                pn.stats.items += 1
+                self._mark(pn, key, [out])
+                await self._route(pn, [out])
+
+    async def _consumer_worker(self, pn: PlannedNode, handle: Any) -> None:
+        assert pn.inbox is not None
+        while True:
+            port, item = await pn.inbox.get()
+            if item is EOS:
+                return
+            key = item.key if isinstance(item, ChunkRef) else None
+            if key is not None and key in pn.done and pn.recorded:
+                pn.stats.skipped += 1
+                pn.stats.items += 1
+                await self._route(pn, decode_outputs(pn.done[key]))
+                continue
+            t0 = time.perf_counter()
+            res = await self._call(pn, handle, "process", port, item, chunk=key or type(item).__name__)
+            pn.stats.busy_s += time.perf_counter() - t0
+            pn.stats.items += 1
+            self._mark(pn, key, res["outputs"])
+            await self._route(pn, res["outputs"])
+
+    async def _run_node(self, pn: PlannedNode) -> None:
+        pn.stats.state, pn.stats.started = "running", time.time()
+        worker = self._source_worker if pn.cls.is_source() else self._consumer_worker
+        await asyncio.gather(*(worker(pn, h) for h in pn.handles))
+        pn.stats.state = "finishing"
+        for h in pn.handles:
+            res = await self._call(pn, h, "finish", chunk="finish")
+            await self._route(pn, res["outputs"])
+        for h in pn.handles:
+            await self.backend.call(h, "close")
+        for (src, _port), edges in self.plan.consumers.items():
+            if src == pn.id:
+                for edge in edges:
+                    await self.plan.inbox_of[edge.dst.split("/", 1)[0]].close(edge)
+        pn.stats.state, pn.stats.ended = "done", time.time()
+        for other in self.plan.nodes.values():  # downstream totals follow what really came
+            if other.stats.total is None and other.inbox and all(
+                    self.plan.nodes[e.src.split('/')[0]].stats.state == "done" for e in other.inbox.edges):
+                other.stats.total = sum(e.stats.sent for e in other.inbox.edges)
+
+    async def _stats_loop(self) -> None:
+        while True:
+            await self._drain_events()
+            self._record(self._stats_record())
+            await asyncio.sleep(STATS_PERIOD_S)
+
+    async def _drain_one(self, pn: PlannedNode, handle: Any) -> None:
+        try:
+            events = await self.backend.call(handle, "drain_events")
+        except WorkerLost:
+            return
+        for ev in events:
+            if ev.get("name") == "plan" and isinstance(ev.get("total"), int):
+                pn.stats.total = ev["total"]
+            self._record(ev)
+
+    async def _drain_events(self, wait: bool = False) -> None:
+        """Collect node events; a replica still busy answering the last ask is skipped, never cancelled."""
+        for pn in self.plan.nodes.values():
+            for i, h in enumerate(pn.handles):
+                task = self._draining.get((pn.id, i))
+                if task is not None and not task.done():
+                    if not wait:
+                        continue
+                    await task
+                self._draining[(pn.id, i)] = asyncio.create_task(self._drain_one(pn, h))
+        if wait:
+            await asyncio.gather(*self._draining.values(), return_exceptions=True)
+
+    # ---- the run ------------------------------------------------------------------------
+    async def run(self) -> RunResult:
+        self._prepare_store()
+        self._record({"type": "run_start", "run_id": self.run_id, "graph": self.spec.name, "file": self.graph.file,
+                      "store": self.store_path, "backend": self.backend.name,
+                      "nodes": [{"id": pn.id, "kind": pn.spec.kind, "replicas": pn.replicas,
+                                 "inputs": {p: [e.from_ for e in pn.spec.edges(p)] for p in pn.spec.inputs}}
+                                for pn in self.plan.nodes.values()],
+                      "edges": [{"id": e.id, "src": e.src, "dst": e.dst, "queue": e.bound, "policy": e.policy}
+                                for e in self.plan.edges]})
+        self._start_replicas()
+        stats_task = asyncio.create_task(self._stats_loop())
+        status, error = "ok", None
+        tasks = [asyncio.create_task(self._run_node(pn), name=pn.id) for pn in self.plan.nodes.values()]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for t in done:
+                if t.exception() is not None:
+                    raise t.exception()
+        except RunError as exc:
+            status, error = "failed", exc
+            for pn in self.plan.nodes.values():
+                if pn.id == exc.node:
+                    pn.stats.state = "failed"
+        except (asyncio.CancelledError, KeyboardInterrupt) as exc:
+            status, error = "interrupted", exc
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            stats_task.cancel()
+            await asyncio.gather(stats_task, return_exceptions=True)
+            try:
+                await asyncio.wait_for(self._drain_events(wait=True), timeout=30)
+            except asyncio.TimeoutError:
+                pass  # a replica that cannot answer any more has nothing more to tell
+            final = self._stats_record()
+            self._record(final)
+            self._record({"type": "run_end", "status": status, "error": str(error) if error else None,
+                          "elapsed_s": round(time.time() - self._t0, 3)})
+            self.log.close()
+        if isinstance(error, RunError):
+            raise error
+        if isinstance(error, BaseException):
+            raise error
+        return RunResult(status, self.log.path, self.store_path, final, self.sink)
