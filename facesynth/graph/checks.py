@@ -102,11 +102,6 @@ def _report_validation(rep: _Reporter, exc: ValidationError, model: type[BaseMod
 def _check_nodes(rep: _Reporter, nodes: list[tuple[int, NodeSpec]], spec_store: bool) -> None:
     ids = [n.id for _, n in nodes]
     by_id = {n.id: n for _, n in nodes}
-    seen: set[str] = set()
-    for i, node in nodes:
-        if node.id in seen:
-            rep.add(("nodes", i, "id"), f"duplicate node id '{node.id}'", "node ids must be unique")
-        seen.add(node.id)
     known = registry.kinds()
     for i, node in nodes:
         base = ("nodes", i)
@@ -216,6 +211,12 @@ def load_graph(path: str | Path, overrides: list[str] | None = None) -> LoadedGr
             nodes.append((i, NodeSpec.model_validate(raw)))
         except ValidationError:
             continue  # already reported through GraphSpec
+    seen: set[str] = set()
+    for i, raw in enumerate(raw_nodes):
+        nid = raw.get("id") if isinstance(raw, dict) else None
+        if isinstance(nid, str) and nid in seen:
+            rep.add(("nodes", i, "id"), f"duplicate node id '{nid}'", "node ids must be unique")
+        seen.add(nid)
     _check_nodes(rep, nodes, spec_store=bool(data.get("store")))
     if rep.problems:
         raise GraphError(sorted(rep.problems, key=lambda p: (p.file != file, p.line, p.col)))

@@ -1,0 +1,34 @@
+"""Per-epoch preview grid: one row per sample, columns drawing | predicted colour |
+predicted depth | true colour | true depth (PNG), so progress can be judged by eye."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+
+def _u8(t: torch.Tensor) -> np.ndarray:
+    """(C,H,W) in [-1,1] -> (H,W,3) uint8 RGB (one channel repeated)."""
+    a = ((t.detach().float().cpu().clamp(-1, 1) + 1.0) * 127.5).round().byte().numpy()
+    a = a.transpose(1, 2, 0)
+    return np.repeat(a, 3, axis=2) if a.shape[2] == 1 else a
+
+
+def preview_grid(x: torch.Tensor, pred: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    """(B,1,S,S) drawings, (B,4,S,S) predictions and targets -> (B*S, 5*S, 3) RGB uint8."""
+    rows = []
+    for i in range(x.shape[0]):
+        cols = [_u8(x[i]), _u8(pred[i, :3]), _u8(pred[i, 3:]), _u8(y[i, :3]), _u8(y[i, 3:])]
+        rows.append(np.concatenate(cols, axis=1))
+    return np.concatenate(rows, axis=0)
+
+
+def write_preview(path: str | Path, x, pred, y) -> Path:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    grid = preview_grid(x, pred, y)
+    if not cv2.imwrite(str(p), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"could not write preview {p}")
+    return p
