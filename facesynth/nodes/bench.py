@@ -87,9 +87,12 @@ class BenchPassthrough(Node):
         marker.write_text(str(os.getpid()))
         return True
 
+    async def setup(self) -> None:
+        self.store = self.ctx.store()
+
     async def process(self, port: str, item: ChunkRef) -> list[Output]:
         p = self.params
-        store = self.ctx.store()
+        store = self.store
         src = store.read(f"{item.group}/frames", item.start, item.stop)
         cap = store.array(f"{item.group}/frames").shape
         if item.start in p.fail_once_on and self._fault_once("fail", item.start):

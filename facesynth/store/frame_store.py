@@ -26,6 +26,7 @@ class FrameStore:
         self._root = root
         self.path = path
         self.mode = mode
+        self._arrays: dict[str, zarr.Array] = {}  # opened array handles (metadata read once)
 
     # ---- opening -----------------------------------------------------------------
     @classmethod
@@ -69,6 +70,8 @@ class FrameStore:
 
     # ---- arrays ------------------------------------------------------------------
     def has(self, name: str) -> bool:
+        if name in self._arrays:
+            return True
         try:
             self._root[name]
             return True
@@ -93,12 +96,15 @@ class FrameStore:
         return sorted(out)
 
     def array(self, name: str) -> zarr.Array:
+        if name in self._arrays:
+            return self._arrays[name]
         try:
             arr = self._root[name]
         except KeyError:
             raise StoreError(f"store {self.path} has no array '{name}' (has: {', '.join(self.names()) or 'none'})") from None
         if not isinstance(arr, zarr.Array):
             raise StoreError(f"'{name}' in {self.path} is a group, not an array")
+        self._arrays[name] = arr
         return arr
 
     def ensure_array(self, name: str, frames: int, frame_shape: tuple[int, ...], dtype: Any,

@@ -1,0 +1,252 @@
+"""Training step and loop of the pix2pix / pix2pixHD recipe (DESIGN.md section 2).
+
+Adam lr 2e-4 betas (0.5, 0.999); `epochs` at the full rate then `decay_epochs` of linear
+decay to zero; a checkpoint at every epoch end (and when stopped early), from which a rerun
+continues to the same final epoch count; each epoch a preview PNG and eval metrics, sent
+through `callback(name, data)` as `train.step` / `train.epoch` events. Runs on a GPU when
+there is one; bf16 autocast and channels_last are used where they were measured faster
+(see benchmarks/model.py: on GPUs; on this CPU both were slower, so they stay off there).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from facesynth.errors import MissingDependencyError
+from facesynth.model.checkpoint import check_compatible, load_checkpoint, save_checkpoint
+from facesynth.model.dataset import PairData
+from facesynth.model.discriminator import MultiscaleDiscriminator
+from facesynth.model.generator import UNetGenerator
+from facesynth.model.losses import LossWeights, discriminator_loss, generator_loss
+from facesynth.model.metrics import evaluate, mean_image_baseline
+from facesynth.model.preview import write_preview
+
+Callback = Callable[[str, dict], None]
+
+
+@dataclass
+class TrainConfig:
+    size: int = 256
+    ngf: int = 64
+    ndf: int = 64
+    n_layers_d: int = 4
+    num_d: int = 3
+    epochs: int = 30
+    decay_epochs: int = 70
+    batch_size: int = 1
+    lr: float = 2e-4
+    beta1: float = 0.5
+    lambda_l1: float = 100.0
+    lambda_feat: float = 10.0
+    lambda_lpips: float = 10.0
+    lpips: bool = True
+    lpips_net: str = "alexnet"
+    device: str = "auto"          # auto | cpu | cuda
+    amp: str = "auto"             # auto | bf16 | off
+    channels_last: str = "auto"   # auto | on | off
+    seed: int = 0
+    max_minutes: float | None = None
+    log_every_s: float = 2.0
+    preview_count: int = 4
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def total_epochs(self) -> int:
+        return self.epochs + self.decay_epochs
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise MissingDependencyError("device 'cuda' asked for but torch sees no CUDA GPU; "
+                                     "use device: auto or cpu, or run where Ray assigns a GPU")
+    return torch.device(name)
+
+
+def use_amp(cfg: TrainConfig, device: torch.device) -> bool:
+    if cfg.amp == "bf16":
+        return True
+    return cfg.amp == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+
+def use_channels_last(cfg: TrainConfig, device: torch.device) -> bool:
+    return cfg.channels_last == "on" or (cfg.channels_last == "auto" and device.type == "cuda")
+
+
+def lr_factor(epoch: int, epochs: int, decay_epochs: int) -> float:
+    """pix2pix 'linear' policy: 1 for `epochs`, then down to ~0 over `decay_epochs` (0-based epoch)."""
+    return 1.0 - max(0, epoch + 1 - epochs) / float(decay_epochs + 1)
+
+
+class Trainer:
+    """Owns G, D, their optimisers and the run directory (checkpoints/, previews/)."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: str | Path, callback: Callback | None = None):
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.callback = callback or (lambda name, data: None)
+        self.device = resolve_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        self.G = UNetGenerator(cfg.size, cfg.ngf).to(self.device)
+        self.D = MultiscaleDiscriminator(5, cfg.ndf, cfg.n_layers_d, cfg.num_d).to(self.device)
+        self.amp = use_amp(cfg, self.device)
+        self.cl = use_channels_last(cfg, self.device)
+        if self.cl:
+            self.G, self.D = self.G.to(memory_format=torch.channels_last), self.D.to(memory_format=torch.channels_last)
+        self.lpips = None
+        if cfg.lpips and cfg.lambda_lpips > 0:
+            from facesynth.model.lpips import LPIPS
+            self.lpips = LPIPS(cfg.lpips_net).to(self.device)
+        self.weights = LossWeights(cfg.lambda_l1, cfg.lambda_feat, cfg.lambda_lpips)
+        betas = (cfg.beta1, 0.999)
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=betas)
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=betas)
+        self.epoch, self.step, self.epoch_step = 0, 0, 0  # completed epochs, global step, step in epoch
+        self.history: list[dict] = []
+
+    # ---- state ----------------------------------------------------------------------
+    def state(self) -> dict:
+        return {"config": {k: v for k, v in asdict(self.cfg).items() if k != "extra"},
+                "epoch": self.epoch, "step": self.step, "epoch_step": self.epoch_step,
+                "G": self.G.state_dict(), "D": self.D.state_dict(),
+                "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
+                "history": self.history}
+
+    def save(self, epoch_end: bool) -> Path:
+        return save_checkpoint(self.run_dir / "checkpoints", self.state(), epoch_file=epoch_end)
+
+    def resume(self) -> bool:
+        """Continue from run_dir/checkpoints/latest.pt if there is one."""
+        path = self.run_dir / "checkpoints" / "latest.pt"
+        if not path.is_file():
+            return False
+        st = load_checkpoint(path, map_location=self.device)
+        check_compatible(st["config"], asdict(self.cfg), path)
+        self.G.load_state_dict(st["G"])
+        self.D.load_state_dict(st["D"])
+        self.opt_G.load_state_dict(st["opt_G"])
+        self.opt_D.load_state_dict(st["opt_D"])
+        self.epoch, self.step = int(st["epoch"]), int(st["step"])
+        self.epoch_step = int(st.get("epoch_step", 0))
+        self.history = list(st.get("history", []))
+        return True
+
+    def _set_lr(self) -> float:
+        lr = self.cfg.lr * lr_factor(self.epoch, self.cfg.epochs, self.cfg.decay_epochs)
+        for opt in (self.opt_G, self.opt_D):
+            for g in opt.param_groups:
+                g["lr"] = lr
+        return lr
+
+    def _autocast(self):
+        if not self.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    # ---- one step -------------------------------------------------------------------
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        """One pix2pixHD update of G then D on a batch (input, target RGBD)."""
+        if self.cl:
+            x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
+        self.G.train()
+        self.D.train()
+        with self._autocast():
+            fake = self.G(x)
+            real_pair = torch.cat([x, y], 1)
+            d_real = self.D(real_pair)
+            d_fake_det = self.D(torch.cat([x, fake.detach()], 1))
+            self.D.requires_grad_(False)
+            d_fake = self.D(torch.cat([x, fake], 1))
+            self.D.requires_grad_(True)
+            loss_g, parts = generator_loss(d_fake, d_real, fake, y, self.weights, self.lpips)
+            loss_d, dparts = discriminator_loss(d_fake_det, d_real)
+        self.opt_G.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_G.step()
+        self.opt_D.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_D.step()
+        return {**parts, **dparts, "g_total": float(loss_g.detach()), "d_total": float(loss_d.detach())}
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        self.G.eval()
+        if self.cl:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            return self.G(x).float()
+
+    # ---- the loop -------------------------------------------------------------------
+    def fit(self, train: PairData, eval_data: PairData | None = None,
+            should_stop: Callable[[], bool] | None = None) -> dict:
+        """Train to `total_epochs` (continuing from a checkpoint if resume() found one).
+
+        Returns {"status": "done"|"stopped", "epoch", "step", "eval", "baseline"}.
+        """
+        cfg = self.cfg
+        if len(train) == 0:
+            from facesynth.errors import InputDataError
+            raise InputDataError("no training pairs: the train split holds no accepted frames")
+        train = train.to(self.device)
+        eval_data = eval_data.to(self.device) if eval_data is not None and len(eval_data) else None
+        deadline = time.monotonic() + cfg.max_minutes * 60 if cfg.max_minutes else None
+        steps = math.ceil(len(train) / cfg.batch_size)
+        total = cfg.total_epochs
+        last_log, status = 0.0, "done"
+        result: dict = {}
+        while self.epoch < total:
+            lr = self._set_lr()
+            perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed * 100003 + self.epoch))
+            t_epoch = time.perf_counter()
+            while self.epoch_step < steps:
+                b = perm[self.epoch_step * cfg.batch_size:(self.epoch_step + 1) * cfg.batch_size]
+                x, y = train.batch(b)
+                losses = self.train_step(x, y)
+                self.step += 1
+                self.epoch_step += 1
+                now = time.monotonic()
+                if now - last_log >= cfg.log_every_s or self.epoch_step == steps:
+                    last_log = now
+                    self.callback("train.step", {"epoch": self.epoch + 1, "epochs": total,
+                                                 "step": self.epoch_step, "steps": steps,
+                                                 "global_step": self.step, "lr": lr, "losses": losses})
+                if (deadline and now > deadline) or (should_stop and should_stop()):
+                    if self.epoch_step < steps:
+                        self.save(epoch_end=False)
+                        return {"status": "stopped", "epoch": self.epoch, "step": self.step}
+                    status = "stopped"
+                    break
+            self.epoch += 1
+            self.epoch_step = 0
+            result = self._end_epoch(train, eval_data, time.perf_counter() - t_epoch, steps)
+            if status == "stopped" and self.epoch < total:
+                return {"status": "stopped", "epoch": self.epoch, "step": self.step, **result}
+        return {"status": "done", "epoch": self.epoch, "step": self.step, **result}
+
+    def _end_epoch(self, train: PairData, eval_data: PairData | None, seconds: float, steps: int) -> dict:
+        data = eval_data if eval_data is not None else train
+        n = min(self.cfg.preview_count, len(data))
+        x, y = data.batch(list(range(n)))
+        from facesynth.model.generator import apply_background_mask
+        pred = apply_background_mask(self.predict(x))
+        preview = write_preview(self.run_dir / "previews" / f"epoch_{self.epoch:04d}.png", x, pred, y)
+        metrics, baseline = {}, {}
+        if eval_data is not None:
+            metrics = evaluate(self.predict, eval_data, self.lpips)
+            mean = mean_image_baseline(eval_data)
+            baseline = evaluate(lambda xb: mean.expand(xb.shape[0], -1, -1, -1), eval_data, self.lpips)
+        entry = {"epoch": self.epoch, "step": self.step, "eval": metrics, "baseline": baseline,
+                 "epoch_s": seconds, "steps_per_s": steps / max(seconds, 1e-9)}
+        self.history.append(entry)
+        ckpt = self.save(epoch_end=True)
+        self.callback("train.epoch", {"epoch": self.epoch, "epochs": self.cfg.total_epochs,
+                                      "eval": metrics, "baseline": baseline, "preview": str(preview),
+                                      "checkpoint": str(ckpt), "epoch_s": round(seconds, 3),
+                                      "steps_per_s": round(entry["steps_per_s"], 3)})
+        return {"eval": metrics, "baseline": baseline, "preview": str(preview), "checkpoint": str(ckpt)}
