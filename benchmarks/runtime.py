@@ -73,6 +73,7 @@ def main() -> int:
     import ray
 
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_worker_niceness", "0")  # as RayBackend does for embedded Ray
     if a.backend == "ray":
         ray.init(include_dashboard=False, namespace="facesynth", _node_ip_address="127.0.0.1",
                  configure_logging=False, log_to_driver=False)

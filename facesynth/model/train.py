@@ -109,6 +109,7 @@ class Trainer:
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=betas)
         self.epoch, self.step, self.epoch_step = 0, 0, 0  # completed epochs, global step, step in epoch
         self.history: list[dict] = []
+        self.meta: dict = {}  # dataset normalisation etc., kept in checkpoints for export
 
     # ---- state ----------------------------------------------------------------------
     def state(self) -> dict:
@@ -116,7 +117,7 @@ class Trainer:
                 "epoch": self.epoch, "step": self.step, "epoch_step": self.epoch_step,
                 "G": self.G.state_dict(), "D": self.D.state_dict(),
                 "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
-                "history": self.history}
+                "history": self.history, "meta": self.meta}
 
     def save(self, epoch_end: bool) -> Path:
         return save_checkpoint(self.run_dir / "checkpoints", self.state(), epoch_file=epoch_end)
@@ -135,6 +136,7 @@ class Trainer:
         self.epoch, self.step = int(st["epoch"]), int(st["step"])
         self.epoch_step = int(st.get("epoch_step", 0))
         self.history = list(st.get("history", []))
+        self.meta = {**dict(st.get("meta", {})), **self.meta}
         return True
 
     def _set_lr(self) -> float:

@@ -52,6 +52,8 @@ class RayBackend:
         self._owns = False
         if not ray.is_initialized():
             os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+            # Ray nices workers to 15 by default; here the workers *are* the job
+            os.environ.setdefault("RAY_worker_niceness", "0")
             kwargs: dict[str, Any] = dict(namespace=NAMESPACE, include_dashboard=False,
                                           log_to_driver=True, configure_logging=False)
             if address:

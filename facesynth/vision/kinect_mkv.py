@@ -26,6 +26,7 @@ from facesynth.vision.kinect_calibration import (KinectCalibration, color_mode_f
 
 ROLES = ("color", "depth", "ir")
 _TITLES = {"COLOR": "color", "DEPTH": "depth", "IR": "ir"}
+_GAP_BYTES = 65536  # more than this between captures means the demuxer skipped damaged data
 _SYNC_US = 8000  # blocks closer than this (after removing the depth delay) belong to one capture
 
 
@@ -312,31 +313,40 @@ class KinectRecording:
         """Captures in order as (frame index, blocks), or a _Damage where the file is damaged.
 
         A damaged capture still takes a frame index; a fatal one (unreadable data, truncation)
-        is the last item.
+        is the last item. Where the demuxer silently skipped a damaged stretch, the image blocks
+        before and after it lie far apart (between captures there are only a few small IMU
+        blocks): such a gap is reported as a lost frame.
         """
         roles = {t.index: t.role for t in self.tracks.values()}
         want = set(self.tracks)
         tol = _SYNC_US + abs(self.depth_delay_us)
-        index, started, cur = 0, False, None
-        last_pos = 0
+        state = {"index": 0, "started": False, "prev_end": 0, "prev_ok": True}
         end = declared_end(self.path)
         size = self.path.stat().st_size
 
-        def close(group: _Group, at_end: bool) -> tuple[int, _Group] | _Damage | None:
-            nonlocal index, started
+        def close(group: _Group) -> Iterator[tuple[int, _Group] | _Damage]:
+            first = min(p for _, p in group.blocks.values())
+            gap = first - state["prev_end"]
+            if state["started"] and state["prev_ok"] and gap > _GAP_BYTES:
+                i = state["index"]
+                state["index"] += 1
+                yield _Damage(f"{self._where(i, None, state['prev_end'])}: {gap} bytes of unreadable data "
+                              "before the next capture; a frame is lost here", i, None)
+            state["prev_end"] = max(p + len(d) for d, p in group.blocks.values())
+            state["prev_ok"] = set(group.blocks) == want
             if set(group.blocks) == want:
-                started = True
-                index += 1
-                return index - 1, group
-            if not started:
-                return None  # cameras still starting: not a frame yet
-            missing = ", ".join(sorted(want - set(group.blocks)))
-            pos = min(p for _, p in group.blocks.values())
-            where = "at the end of the file" if at_end else "(corrupt or dropped block)"
-            index += 1
-            return _Damage(f"{self._where(index - 1, group.ts, pos)}: {missing} image missing {where}",
-                           index - 1, group.ts)
+                state["started"] = True
+                state["index"] += 1
+                yield state["index"] - 1, group
+            elif state["started"]:  # before that: cameras still starting, not a frame yet
+                missing = ", ".join(sorted(want - set(group.blocks)))
+                i = state["index"]
+                state["index"] += 1
+                yield _Damage(f"{self._where(i, group.ts, first)}: {missing} image missing "
+                              "(corrupt or dropped block)", i, group.ts)
 
+        cur: _Group | None = None
+        last_pos = 0
         with self._av.open(str(self.path)) as c:
             packets = c.demux([c.streams[i] for i in roles])
             while True:
@@ -346,35 +356,32 @@ class KinectRecording:
                     break
                 except self._av.error.FFmpegError as exc:
                     ts = cur.ts if cur else None
-                    yield _Damage(f"{self._where(index, ts, last_pos)}: unreadable data: {exc}", index, ts,
-                                  fatal=True)
+                    yield _Damage(f"{self._where(state['index'], ts, last_pos)}: unreadable data: {exc}",
+                                  state["index"], ts, fatal=True)
                     return
                 if pkt.size == 0 or pkt.pts is None:
                     continue
                 role = roles[pkt.stream.index]
                 ts = int(round(float(pkt.pts * pkt.time_base) * 1e6))
                 sync_ts = ts - self.depth_delay_us if role != "color" else ts
-                last_pos = pkt.pos if pkt.pos is not None else last_pos
+                last_pos = pkt.pos if pkt.pos is not None and pkt.pos >= 0 else last_pos
                 if cur is not None and (role in cur.blocks or abs(sync_ts - cur.ts) > tol):
-                    item = close(cur, False)
+                    yield from close(cur)
                     cur = None
-                    if item is not None:
-                        yield item
                 if cur is None:
                     cur = _Group(sync_ts)
                 cur.blocks[role] = (bytes(pkt), last_pos)
         truncated = end is not None and size < end
         if cur is not None and (set(cur.blocks) == want or not truncated):
-            item = close(cur, True)
+            yield from close(cur)
             cur = None
-            if item is not None:
-                yield item
         if truncated:
             ts = cur.ts if cur is not None else None
             pos = min(p for _, p in cur.blocks.values()) if cur is not None else None
-            yield _Damage(f"{self._where(index, ts, pos)}: file is truncated ({size} of {end} bytes), "
-                          f"this frame is cut short or missing; the {index} frames before it are intact",
-                          index, ts, fatal=True)
+            i = state["index"]
+            yield _Damage(f"{self._where(i, ts, pos)}: file is truncated ({size} of {end} bytes), "
+                          f"this frame is cut short or missing; the {i} frames before it are intact",
+                          i, ts, fatal=True)
 
 
 class _Damage(Exception):
