@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 
 from facesynth.graph.checks import load_graph
 
@@ -27,11 +28,19 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sigterm_as_interrupt() -> None:
+    """`kill PID` stops a run like Ctrl-C does: progress so far is kept for the next run."""
+    def handler(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, handler)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from facesynth.runtime.api import run_graph
     from facesynth.runtime.console import ConsoleProgress
 
     loaded = load_graph(args.file, args.overrides)  # invalid graphs fail before Ray starts
+    _sigterm_as_interrupt()
     backend = "local" if args.local else "ray"
     if args.tui:
         from facesynth.tui.launch import run_with_dashboard

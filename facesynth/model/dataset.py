@@ -54,7 +54,7 @@ class PairData:
 
 
 def normalisation(store) -> dict:
-    """d0_mm / face_depth_mm / near_mm (+ size, intrinsics) of the dataset, from the store root."""
+    """The store's `normalisation` (d0_mm, face_depth_mm, near_mm, size...) + camera intrinsics."""
     attrs = store.attrs
     norm = dict(attrs.get("normalisation") or {})
     if "d0_mm" not in norm:
@@ -62,8 +62,8 @@ def normalisation(store) -> dict:
                          "(written by face.crop); run the crop stage first")
     norm.setdefault("face_depth_mm", 80.0)
     norm.setdefault("near_mm", NEAR_MM)
-    if "intrinsics" in attrs and "intrinsics" not in norm:
-        norm["intrinsics"] = attrs["intrinsics"]
+    if "intrinsics" in attrs:  # of the colour camera (the crop's own, if any, stay in norm)
+        norm["camera_intrinsics"] = attrs["intrinsics"]
     return norm
 
 

@@ -60,8 +60,9 @@ def chunk_frames(refs: list[ChunkRef]) -> np.ndarray:
 
 def export_meta(norm: dict) -> dict:
     """What an exported model needs to turn its depth back into mm (and points)."""
-    keep = ("d0_mm", "face_depth_mm", "near_mm", "size", "intrinsics", "scale")
-    return {k: norm[k] for k in keep if k in norm}
+    import json
+
+    return json.loads(json.dumps(norm, default=float))  # the whole normalisation, JSON-clean
 
 
 def train_from_store(store_path: str, params: Pix2PixParams, frames: np.ndarray | None, out: Path,
