@@ -105,7 +105,9 @@ def load_exported(path: str | Path) -> ExportedModel:
     if not meta_path.is_file():
         raise InputDataError(f"{meta_path} is missing: the export has no depth metadata")
     meta = json.loads(meta_path.read_text())
-    module = torch.jit.load(str(p), map_location="cpu").eval()
+    with warnings.catch_warnings():  # TorchScript is deprecated upstream but is the original's format
+        warnings.simplefilter("ignore", DeprecationWarning)
+        module = torch.jit.load(str(p), map_location="cpu").eval()
     return ExportedModel(module, meta, p)
 
 

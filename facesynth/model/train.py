@@ -109,6 +109,7 @@ class Trainer:
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=betas)
         self.epoch, self.step, self.epoch_step = 0, 0, 0  # completed epochs, global step, step in epoch
         self.history: list[dict] = []
+        self._baseline: dict | None = None
         self.meta: dict = {}  # dataset normalisation etc., kept in checkpoints for export
 
     # ---- state ----------------------------------------------------------------------
@@ -117,7 +118,9 @@ class Trainer:
                 "epoch": self.epoch, "step": self.step, "epoch_step": self.epoch_step,
                 "G": self.G.state_dict(), "D": self.D.state_dict(),
                 "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
-                "history": self.history, "meta": self.meta}
+                "history": self.history, "meta": self.meta,
+                "rng": torch.get_rng_state(),
+                **({"rng_cuda": torch.cuda.get_rng_state()} if self.device.type == "cuda" else {})}
 
     def save(self, epoch_end: bool) -> Path:
         return save_checkpoint(self.run_dir / "checkpoints", self.state(), epoch_file=epoch_end)
@@ -137,6 +140,10 @@ class Trainer:
         self.epoch_step = int(st.get("epoch_step", 0))
         self.history = list(st.get("history", []))
         self.meta = {**dict(st.get("meta", {})), **self.meta}
+        if "rng" in st:  # dropout continues as if never interrupted
+            torch.set_rng_state(st["rng"].cpu())
+        if "rng_cuda" in st and self.device.type == "cuda":
+            torch.cuda.set_rng_state(st["rng_cuda"].cpu())
         return True
 
     def _set_lr(self) -> float:
@@ -241,8 +248,10 @@ class Trainer:
         metrics, baseline = {}, {}
         if eval_data is not None:
             metrics = evaluate(self.predict, eval_data, self.lpips)
-            mean = mean_image_baseline(eval_data)
-            baseline = evaluate(lambda xb: mean.expand(xb.shape[0], -1, -1, -1), eval_data, self.lpips)
+            if self._baseline is None:  # the same every epoch
+                mean = mean_image_baseline(eval_data)
+                self._baseline = evaluate(lambda xb: mean.expand(xb.shape[0], -1, -1, -1), eval_data, self.lpips)
+            baseline = self._baseline
         entry = {"epoch": self.epoch, "step": self.step, "eval": metrics, "baseline": baseline,
                  "epoch_s": seconds, "steps_per_s": steps / max(seconds, 1e-9)}
         self.history.append(entry)

@@ -69,29 +69,36 @@ class NodeView:
     last_error: dict | None = None
 
     def recent_rate(self) -> float:
-        """Items per second over the last RATE_WINDOW_S of run time (the average if too few samples)."""
-        if len(self.samples) >= 2:
+        """Items per second over the last RATE_WINDOW_S of run time (the run average once finished)."""
+        if len(self.samples) >= 2 and self.state not in ("done", "failed"):
             t1, n1 = self.samples[-1]
             for t0, n0 in self.samples:
                 if t1 - t0 <= RATE_WINDOW_S and t1 > t0:
                     return max(0.0, (n1 - n0) / (t1 - t0))
         return self.rate
 
+    estimate: int | None = None  # expected total from upstream while the runtime does not know it yet
+
+    def expected(self) -> int | None:
+        return self.total or self.estimate
+
     def eta_s(self) -> float | None:
         if self.state in ("done", "failed"):
             return 0.0 if self.state == "done" else None
-        if not self.total:
+        total = self.expected()
+        if not total:
             return None
         rate = self.recent_rate() or self.rate
-        left = max(0, self.total - self.items)
+        left = max(0, total - self.items)
         return left / rate if rate > 0 else (0.0 if left == 0 else None)
 
     def fraction(self) -> float | None:
         if self.state == "done":
             return 1.0
-        if not self.total:
+        total = self.expected()
+        if not total:
             return None
-        return min(1.0, self.items / self.total)
+        return min(1.0, self.items / total)
 
 
 @dataclass
@@ -120,6 +127,7 @@ class TrainView:
     eval_epoch: int | None = None
     preview: str | None = None
     checkpoint: str | None = None
+    fraction: float | None = None  # of all epochs, from the latest step or epoch event
 
 
 @dataclass
@@ -227,6 +235,7 @@ class RunState:
                 nv.rates.append(max(0.0, (nv.items - prev[1]) / (self.elapsed_s - prev[0])))
             if prev is None or self.elapsed_s > prev[0]:
                 nv.samples.append((self.elapsed_s, nv.items))
+        self._estimate_totals()
         for eid, s in (rec.get("edges") or {}).items():
             ev = self.edges.get(eid)
             if ev is None:
@@ -252,6 +261,8 @@ class RunState:
             tv.epochs = int(_num(rec.get("epochs"), tv.epochs))
             tv.step = int(_num(rec.get("step"), tv.step))
             tv.steps = int(_num(rec.get("steps"), tv.steps))
+            if tv.epochs and tv.steps:
+                tv.fraction = min(1.0, (tv.epoch - 1 + tv.step / tv.steps) / tv.epochs)
             for k, v in (rec.get("losses") or {}).items():
                 tv.losses.setdefault(k, deque(maxlen=HISTORY * 4)).append(_num(v))
         elif name == "train.epoch":
@@ -260,7 +271,9 @@ class RunState:
             tv.node = str(nid or tv.node)
             tv.epoch = int(_num(rec.get("epoch"), tv.epoch))
             tv.epochs = int(_num(rec.get("epochs"), tv.epochs))
-            if isinstance(rec.get("eval"), dict):
+            if tv.epochs:
+                tv.fraction = min(1.0, tv.epoch / tv.epochs)
+            if isinstance(rec.get("eval"), dict) and rec["eval"]:
                 tv.eval = {k: _num(v) for k, v in rec["eval"].items()}
                 tv.eval_epoch = tv.epoch
             tv.preview = rec.get("preview") or tv.preview
@@ -294,10 +307,33 @@ class RunState:
         self.end_error = rec.get("error")
         self.elapsed_s = _num(rec.get("elapsed_s"), self.elapsed_s)
 
+    def _estimate_totals(self) -> None:
+        """Chunks are aligned across stages, so a stage expects as many items as its producers
+        (the largest of them); refined by the runtime's own total once its inputs are done."""
+        for _ in range(len(self.nodes)):  # settles along the longest chain
+            changed = False
+            for nv in self.nodes.values():
+                if nv.total or not nv.inputs:
+                    continue
+                ups = [self.nodes[src.split("/")[0]].expected() for srcs in nv.inputs.values() for src in srcs
+                       if src.split("/")[0] in self.nodes]
+                est = max(ups) if ups and all(ups) else None
+                if est != nv.estimate:
+                    nv.estimate, changed = est, True
+            if not changed:
+                break
+
     # ---- summaries -----------------------------------------------------------------------
     def overall(self) -> tuple[int, int]:
         """(nodes done, nodes) for the status line."""
         return sum(1 for n in self.nodes.values() if n.state == "done"), len(self.nodes)
+
+    def eta_s(self) -> float | None:
+        """Time left for the whole run: the slowest stage's ETA (None while any is unknown)."""
+        if self.ended or not self.nodes:
+            return None
+        etas = [n.eta_s() for n in self.nodes.values() if n.state != "done"]
+        return max(etas) if etas and all(e is not None for e in etas) else None
 
     def failing_error(self) -> dict | None:
         """The error to show: the fatal one if any, else the latest."""

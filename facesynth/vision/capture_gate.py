@@ -77,11 +77,15 @@ class CaptureGate:
         return EVAL
 
     def decide(self, faces: int | None = 1, pose: Sequence[float] | None = (0.0, 0.0, 0.0),
-               damaged: bool = False) -> Decision:
-        """Decide one frame; updates counts. After `done`, every frame is refused with reason 'done'."""
-        split = self.split_next()
-        if split is None:
+               damaged: bool = False, split: int | None = None) -> Decision:
+        """Decide one frame; updates counts. After `done`, every frame is refused with reason 'done'.
+
+        `split` forces the split of a kept frame (data sets that already have one).
+        """
+        auto = self.split_next()
+        if auto is None:
             return Decision(False, reason="done")
+        split = auto if split is None else int(split)
         reason = "damaged" if damaged else self.check(faces, pose)
         if reason is not None:
             self.rejects[reason] += 1

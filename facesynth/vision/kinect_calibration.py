@@ -121,7 +121,7 @@ class CameraModel:
         return x, y, valid
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class KinectCalibration:
     """Depth and colour camera models of one capture mode and the depth->colour transform (mm)."""
 

@@ -8,7 +8,9 @@ Damage is reported, never papered over: a truncated file, a capture missing an i
 the stream started, an image of the wrong size or a JPEG whose entropy data holds stray markers
 raise InputDataError naming the file, the frame index, its time and byte offset, after every
 intact frame before it has been yielded. Captures before the first complete one (cameras still
-starting) are skipped without counting as frames.
+starting) are skipped without counting as frames. Not detectable without checksums (k4arecord
+writes none): flipped bits inside raw depth/IR, and whole captures lost at the very end of a
+file whose Segment size is unknown.
 """
 from __future__ import annotations
 
@@ -54,10 +56,10 @@ class Capture:
 @dataclass
 class _Group:
     ts: int
-    blocks: dict[str, tuple[bytes, int]] = field(default_factory=dict)  # role -> (payload, byte offset)
+    blocks: dict[str, tuple[memoryview, int]] = field(default_factory=dict)  # role -> (payload, byte offset)
 
 
-def jpeg_damage(buf: bytes | np.ndarray) -> str | None:
+def jpeg_damage(buf: bytes | memoryview | np.ndarray) -> str | None:
     """Why a baseline JPEG is damaged (missing SOI/EOI, stray marker in the scan), or None.
 
     Inside entropy-coded data 0xFF may only be followed by 0x00 (stuffing) or RST0-7; random
@@ -96,7 +98,7 @@ def jpeg_damage(buf: bytes | np.ndarray) -> str | None:
     return "JPEG has no scan data"
 
 
-def decode_color(data: bytes, fmt: str, width: int, height: int) -> np.ndarray:
+def decode_color(data: bytes | memoryview, fmt: str, width: int, height: int) -> np.ndarray:
     """One colour block -> (H, W, 3) uint8 RGB; ValueError says what is wrong with it."""
     buf = np.frombuffer(data, np.uint8)
     if fmt == "mjpeg":
@@ -122,7 +124,7 @@ def decode_color(data: bytes, fmt: str, width: int, height: int) -> np.ndarray:
     return img
 
 
-def decode_u16(data: bytes, fmt: str, width: int, height: int, what: str) -> np.ndarray:
+def decode_u16(data: bytes | memoryview, fmt: str, width: int, height: int, what: str) -> np.ndarray:
     """A 16-bit depth or IR block -> (h, w) native uint16."""
     buf = np.frombuffer(data, np.uint8)
     _need(buf, width * height * 2, what)
@@ -246,8 +248,8 @@ class KinectRecording:
                                  source=f"{self.path} (calibration.json attachment)")
 
     def count_frames(self) -> int:
-        """Number of captures (one pass over the packets, nothing decoded), up to any fatal damage."""
-        return sum(1 for item in self._groups() if not (isinstance(item, _Damage) and item.fatal))
+        """Number of frame slots (one pass over the packets, nothing decoded), damaged ones included."""
+        return sum(1 for _ in self._groups())
 
     def captures(self, start: int = 0, stop: int | None = None, decode: bool = True,
                  on_error: str = "fail") -> Iterator[Capture]:
@@ -370,7 +372,7 @@ class KinectRecording:
                     cur = None
                 if cur is None:
                     cur = _Group(sync_ts)
-                cur.blocks[role] = (bytes(pkt), last_pos)
+                cur.blocks[role] = (memoryview(pkt), last_pos)  # no copy: the view keeps the packet
         truncated = end is not None and size < end
         if cur is not None and (set(cur.blocks) == want or not truncated):
             yield from close(cur)

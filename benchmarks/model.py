@@ -1,0 +1,144 @@
+"""Training steps/s and generator ms/frame at 256 and 512, each optimisation next to the plain
+network (fp32, default NCHW memory format, eager, no compilation) measured in the same run.
+
+    .venv/bin/python benchmarks/model.py --quick            # ~1-2 min on 2 cores
+    .venv/bin/python benchmarks/model.py --sizes 256 --steps 5
+
+Prints one JSON object: per size, per variant, the median seconds and the ratio to plain
+(>1 = faster), plus how long assembling a batch from the preloaded data takes next to a step.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from facesynth.model.dataset import PairData  # noqa: E402
+from facesynth.model.generator import UNetGenerator  # noqa: E402
+from facesynth.model.train import Trainer, TrainConfig  # noqa: E402
+
+TRAIN_VARIANTS = {"plain": ("off", "off"), "channels_last": ("off", "on"), "bf16_autocast": ("bf16", "off")}
+
+
+def _round_robin(fns: dict, warmup: int, repeats: int) -> dict[str, float]:
+    """Median seconds per variant, the variants interleaved so that load from other processes
+    on this shared machine falls on all of them alike."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def _sync(device: torch.device):
+    return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+
+def bench_train(size: int, ngf: int, steps: int, lpips: bool, device: str, tmp: str,
+                variants: list[str]) -> dict:
+    x = torch.rand(1, 1, size, size) * 2 - 1
+    y = torch.rand(1, 4, size, size) * 2 - 1
+    fns = {}
+    for name in variants:
+        amp, cl = TRAIN_VARIANTS[name]
+        cfg = TrainConfig(size=size, ngf=ngf, ndf=ngf, lpips=lpips, device=device, amp=amp, channels_last=cl)
+        tr = Trainer(cfg, tmp)
+        xd, yd, sync = x.to(tr.device), y.to(tr.device), _sync(tr.device)
+        fns[name] = (lambda tr=tr, xd=xd, yd=yd, sync=sync: (tr.train_step(xd, yd), sync()))
+    secs = _round_robin(fns, 1, steps)
+    return {k: {"step_s": round(s, 4), "steps_per_s": round(1.0 / s, 3),
+                "speedup_vs_plain": round(secs["plain"] / s, 3)} for k, s in secs.items()}
+
+
+def bench_forward(size: int, ngf: int, repeats: int, device: str, bf16: bool) -> dict:
+    dev = torch.device(device)
+    torch.manual_seed(0)
+    plain = UNetGenerator(size, ngf).eval().to(dev)
+    x = torch.zeros(1, 1, size, size, device=dev)
+    sync = _sync(dev)
+
+    def run(model, inp, ctx=contextlib.nullcontext):
+        def f():
+            with torch.inference_mode(), ctx():
+                model(inp)
+            sync()
+        return f
+
+    fns = {"plain": run(plain, x)}
+    cl = UNetGenerator(size, ngf).eval().to(dev).to(memory_format=torch.channels_last)
+    cl.load_state_dict(plain.state_dict())
+    fns["channels_last"] = run(cl, x.contiguous(memory_format=torch.channels_last))
+    if bf16:
+        fns["bf16_autocast"] = run(plain, x, lambda: torch.autocast(dev.type, dtype=torch.bfloat16))
+    with torch.no_grad():
+        traced = torch.jit.trace(plain, x)  # the exported format
+        frozen = torch.jit.freeze(torch.jit.trace(plain, x))
+    fns["torchscript_traced"] = run(traced, x)
+    fns["torchscript_frozen"] = run(frozen, x)
+    secs = _round_robin(fns, 1, repeats)
+    return {k: {"ms_per_frame": round(s * 1000.0, 2), "speedup_vs_plain": round(secs["plain"] / s, 3)}
+            for k, s in secs.items()}
+
+
+def bench_data(size: int, n: int = 64, batch: int = 1, repeats: int = 50) -> dict:
+    """Cost of assembling a batch from the in-memory uint8/float16 tensors."""
+    data = PairData(torch.zeros(n, 1, size, size, dtype=torch.uint8), torch.zeros(n, 3, size, size, dtype=torch.uint8),
+                    torch.zeros(n, 1, size, size, dtype=torch.float16), torch.zeros(n, 1, size, size, dtype=torch.bool),
+                    frames=None)
+    s = _round_robin({"batch": lambda: data.batch([3] * batch)}, 2, repeats)["batch"]
+    return {"batch_ms": round(s * 1000.0, 3)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewest steps/repeats (about a minute or two)")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    ap.add_argument("--ngf", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--no-lpips", action="store_true")
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args(argv)
+    res = {"machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                       "torch": torch.__version__, "threads": torch.get_num_threads(), "device": args.device,
+                       "cuda": torch.cuda.get_device_name(0) if args.device == "cuda" else None},
+           "ngf": args.ngf, "lpips": not args.no_lpips, "sizes": {}}
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in args.sizes:
+            steps = 1 if args.quick and size >= 512 else (2 if args.quick else args.steps)
+            reps = 3 if args.quick else args.repeats
+            # bf16 autocast on a CPU without bf16 instructions is ~10x slower (measured at 256):
+            # --quick leaves it out of training, and out of everything at 512, to stay short
+            cpu_quick = args.quick and args.device == "cpu"
+            variants = [v for v in TRAIN_VARIANTS if not (cpu_quick and v == "bf16_autocast")]
+            train = bench_train(size, args.ngf, steps, not args.no_lpips, args.device, tmp, variants)
+            res["sizes"][str(size)] = {
+                "train": train,
+                "forward": bench_forward(size, args.ngf, reps, args.device, not (cpu_quick and size >= 512)),
+                "data": {**bench_data(size), "vs_plain_step": None},
+            }
+            d = res["sizes"][str(size)]["data"]
+            d["vs_plain_step"] = round(d["batch_ms"] / 1000.0 / train["plain"]["step_s"], 5)
+    res["elapsed_s"] = round(time.perf_counter() - t0, 1)
+    print(json.dumps(res, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,76 @@
+"""Tried as a person would: `graph run --tui` in a real terminal (tmux), panes captured over time.
+
+Slow: starts the CLI in tmux (tests/tui/tmux_capture.sh). The capture_to_model run also starts
+Ray and is skipped until graphs/capture_to_model.yaml exists; extra `graph run` arguments for it
+(smaller sizes) can be given in FACESYNTH_TUI_GRAPH_ARGS.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = Path(__file__).with_name("tmux_capture.sh")
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed (apt-get install -y tmux)")]
+
+ROW = re.compile(r"│ (\S+)\s+(waiting|running|finishing|done|failed)\s+(\d+)\s+(\d+)(?:/~?(\d+))?")
+
+
+def capture(tmp_path: Path, graph: str, *args: str, max_s: int = 300) -> tuple[list[str], str, str]:
+    out = tmp_path / "cap"
+    env = {**os.environ, "COLS": "100", "ROWS": "30", "INTERVAL": "0.4", "MAX_S": str(max_s)}
+    subprocess.run([str(SCRIPT), str(out), graph, *args], cwd=REPO, env=env, check=True, timeout=max_s + 60)
+    panes = [p.read_text() for p in sorted(out.glob("pane_*.txt"))]
+    return panes, (out / "final.txt").read_text(), (out / "exit").read_text().strip()
+
+
+def node_rows(pane: str) -> dict[str, tuple[str, int]]:
+    """node id -> (state, items) as the node table shows them."""
+    return {m.group(1): (m.group(2), int(m.group(4))) for m in ROW.finditer(pane)}
+
+
+def check_progress_and_finish(panes: list[str], final: str, code: str, nodes: set[str] | None = None) -> None:
+    assert code == "EXIT=0", final
+    shown = [node_rows(p) for p in panes if " nodes done " in p]
+    assert shown, "the dashboard never appeared:\n" + "\n".join(panes[-3:])
+    running = [rows for rows in shown if any(s == "running" for s, _ in rows.values())]
+    assert running, "no capture shows a running node"
+    last = shown[-1]
+    if nodes is not None:
+        assert set(last) == nodes
+    assert last and all(state == "done" for state, _ in last.values()), last
+    assert any(" ok " in p and " nodes done " in p for p in panes)
+    # items only grow between captures (nodes progressing)
+    for nid in last:
+        seq = [rows[nid][1] for rows in shown if nid in rows]
+        assert seq == sorted(seq) and seq[-1] > 0, (nid, seq)
+    assert '"status": "ok"' in final
+
+
+def test_passthrough_graph_in_tmux(tmp_path):
+    panes, final, code = capture(
+        tmp_path, "tests/graphs/passthrough.yaml", "--local", "--restart", "--set", f"store.path={tmp_path}/pt.zarr",
+        "--set", "nodes.src.params.frames=128", "--set", "nodes.src.params.height=16",
+        "--set", "nodes.src.params.width=16", "--set", "nodes.blur.params.delay_ms=120",
+        "--set", "nodes.blur2.params.delay_ms=80", max_s=120)
+    check_progress_and_finish(panes, final, code, {"src", "blur", "blur2"})
+    done = [node_rows(p) for p in panes if " nodes done " in p][-1]
+    assert done["blur2"] == ("done", 16)
+
+
+@pytest.mark.ray
+@pytest.mark.skipif(not (REPO / "graphs" / "capture_to_model.yaml").exists(),
+                    reason="graphs/capture_to_model.yaml is not written yet")
+def test_capture_to_model_in_tmux(tmp_path):
+    extra = shlex.split(os.environ.get("FACESYNTH_TUI_GRAPH_ARGS", ""))
+    panes, final, code = capture(tmp_path, "graphs/capture_to_model.yaml", "--restart",
+                                 "--set", f"store.path={tmp_path}/ctm.zarr", *extra, max_s=540)
+    check_progress_and_finish(panes, final, code)
