@@ -30,17 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from facesynth.vision.depth_fill import fill_depth  # noqa: E402
 from facesynth.vision.hole_masks import make_holes  # noqa: E402
-from facesynth.vision.realdepth import DepthFrame, load_all, realdata_root  # noqa: E402
-
-
-def least_holes_crop(f: DepthFrame, size: int) -> DepthFrame:
-    """The size x size window of `f` with the fewest sensor holes (integral image search)."""
-    holes = (f.depth == 0).astype(np.float64)
-    ii = cv2.integral(holes)
-    sums = ii[size:, size:] - ii[:-size, size:] - ii[size:, :-size] + ii[:-size, :-size]
-    y, x = np.unravel_index(int(np.argmin(sums)), sums.shape)
-    return DepthFrame(f"{f.name}@{y},{x}", np.ascontiguousarray(f.color[y:y + size, x:x + size]),
-                      np.ascontiguousarray(f.depth[y:y + size, x:x + size]))
+from facesynth.vision.realdepth import DepthFrame, least_holes_crop, load_all, realdata_root  # noqa: E402
 
 
 def make_cases(size: int = 256, fraction: float = 0.03, seed: int = 0, frames: int | None = None,

@@ -1,7 +1,7 @@
 """Training steps/s and generator ms/frame at 256 and 512, each optimisation next to the plain
 network (fp32, default NCHW memory format, eager, no compilation) measured in the same run.
 
-    .venv/bin/python benchmarks/model.py --quick            # ~1-2 min on 2 cores
+    .venv/bin/python benchmarks/model.py --quick            # ~2 min on an idle 2-core machine
     .venv/bin/python benchmarks/model.py --sizes 256 --steps 5
 
 Prints one JSON object: per size, per variant, the median seconds and the ratio to plain
@@ -30,18 +30,26 @@ from facesynth.model.train import Trainer, TrainConfig  # noqa: E402
 TRAIN_VARIANTS = {"plain": ("off", "off"), "channels_last": ("off", "on"), "bf16_autocast": ("bf16", "off")}
 
 
+CPU_S: dict[str, float] = {}  # process CPU seconds of the last _round_robin, per variant
+
+
 def _round_robin(fns: dict, warmup: int, repeats: int) -> dict[str, float]:
-    """Median seconds per variant, the variants interleaved so that load from other processes
-    on this shared machine falls on all of them alike."""
+    """Median wall seconds per variant, the variants interleaved so that load from other
+    processes on this shared machine falls on all of them alike. The median process CPU
+    seconds (all threads) go to CPU_S: less sensitive to other processes than wall time."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            t = time.perf_counter()
+            c, t = time.process_time(), time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t)
+            cpu[name].append(time.process_time() - c)
+    CPU_S.clear()
+    CPU_S.update({k: statistics.median(v) for k, v in cpu.items()})
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -62,7 +70,8 @@ def bench_train(size: int, ngf: int, steps: int, lpips: bool, device: str, tmp: 
         fns[name] = (lambda tr=tr, xd=xd, yd=yd, sync=sync: (tr.train_step(xd, yd), sync()))
     secs = _round_robin(fns, 1, steps)
     return {k: {"step_s": round(s, 4), "steps_per_s": round(1.0 / s, 3),
-                "speedup_vs_plain": round(secs["plain"] / s, 3)} for k, s in secs.items()}
+                "speedup_vs_plain": round(secs["plain"] / s, 3), "cpu_s": round(CPU_S[k], 4),
+                "cpu_speedup_vs_plain": round(CPU_S["plain"] / CPU_S[k], 3)} for k, s in secs.items()}
 
 
 def bench_forward(size: int, ngf: int, repeats: int, device: str, bf16: bool) -> dict:
@@ -91,7 +100,9 @@ def bench_forward(size: int, ngf: int, repeats: int, device: str, bf16: bool) ->
     fns["torchscript_traced"] = run(traced, x)
     fns["torchscript_frozen"] = run(frozen, x)
     secs = _round_robin(fns, 1, repeats)
-    return {k: {"ms_per_frame": round(s * 1000.0, 2), "speedup_vs_plain": round(secs["plain"] / s, 3)}
+    return {k: {"ms_per_frame": round(s * 1000.0, 2), "speedup_vs_plain": round(secs["plain"] / s, 3),
+                "cpu_ms": round(CPU_S[k] * 1000.0, 2),
+                "cpu_speedup_vs_plain": round(CPU_S["plain"] / CPU_S[k], 3)}
             for k, s in secs.items()}
 
 
@@ -102,6 +113,14 @@ def bench_data(size: int, n: int = 64, batch: int = 1, repeats: int = 50) -> dic
                     frames=None)
     s = _round_robin({"batch": lambda: data.batch([3] * batch)}, 2, repeats)["batch"]
     return {"batch_ms": round(s * 1000.0, 3)}
+
+
+def _trainer_choice(device: str) -> dict:
+    """What Trainer's 'auto' settings pick on this device (the plain network on CPU)."""
+    from facesynth.model.train import resolve_device, use_amp, use_channels_last
+
+    cfg, dev = TrainConfig(device=device), resolve_device(device)
+    return {"bf16_autocast": use_amp(cfg, dev), "channels_last": use_channels_last(cfg, dev)}
 
 
 def main(argv=None) -> int:
@@ -117,20 +136,21 @@ def main(argv=None) -> int:
     res = {"machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                        "torch": torch.__version__, "threads": torch.get_num_threads(), "device": args.device,
                        "cuda": torch.cuda.get_device_name(0) if args.device == "cuda" else None},
-           "ngf": args.ngf, "lpips": not args.no_lpips, "sizes": {}}
+           "ngf": args.ngf, "lpips": not args.no_lpips, "sizes": {},
+           "trainer_uses_here": _trainer_choice(args.device)}
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
-            steps = 1 if args.quick and size >= 512 else (2 if args.quick else args.steps)
+            steps = 2 if args.quick else args.steps
             reps = 3 if args.quick else args.repeats
-            # bf16 autocast on a CPU without bf16 instructions is ~10x slower (measured at 256):
-            # --quick leaves it out of training, and out of everything at 512, to stay short
+            # bf16 autocast on a CPU without bf16 instructions is 7-14x slower (full run at 256):
+            # --quick leaves it out on CPU to stay short
             cpu_quick = args.quick and args.device == "cpu"
             variants = [v for v in TRAIN_VARIANTS if not (cpu_quick and v == "bf16_autocast")]
             train = bench_train(size, args.ngf, steps, not args.no_lpips, args.device, tmp, variants)
             res["sizes"][str(size)] = {
                 "train": train,
-                "forward": bench_forward(size, args.ngf, reps, args.device, not (cpu_quick and size >= 512)),
+                "forward": bench_forward(size, args.ngf, reps, args.device, not cpu_quick),
                 "data": {**bench_data(size), "vs_plain_step": None},
             }
             d = res["sizes"][str(size)]["data"]

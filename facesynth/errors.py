@@ -11,6 +11,7 @@ class FacesynthError(Exception):
     """Base class: every error facesynth raises on purpose derives from it."""
 
     exit_code = 1
+    retryable = True  # whether restarting a node and retrying its item could help
 
 
 @dataclass
@@ -62,6 +63,10 @@ class StoreError(FacesynthError):
 class InputDataError(FacesynthError):
     """Input data (a recording, an image folder, a message) is corrupt or not what was declared."""
 
+    retryable = False  # reading the same bytes again gives the same error
+
 
 class MissingDependencyError(FacesynthError):
     """An optional package, device or model file is not available; the message says how to get it."""
+
+    retryable = False

@@ -35,15 +35,15 @@ class DepthFillParams(Params):
 
 def fill_chunk(color: np.ndarray, depth: np.ndarray, mask: np.ndarray, ok: np.ndarray,
                p: DepthFillParams) -> tuple[np.ndarray, int]:
-    """Filled depth for a chunk (frames not ok are copied as they are) and how many pixels were filled."""
-    out = np.array(depth, copy=True)
+    """Filled depth for a chunk (frames not ok stay 0, like chunks without faces) and the pixels filled."""
+    out = np.zeros_like(np.asarray(depth))
     kw: dict = {"close_px": p.close_px}
     if p.method == "guided":
         kw.update(radius=p.radius, min_samples=p.min_samples, sigma_color=p.sigma_color,
                   rel_sigma=p.rel_sigma, irls=p.iterations, plane=p.plane)
     for i in np.flatnonzero(ok):
         out[i] = fill_depth(depth[i], color[i], mask[i], method=p.method, **kw)
-    filled = int(((out > 0) & (np.asarray(depth) == 0)).sum())
+    filled = int(((out > 0) & (np.asarray(depth) == 0)).sum())  # not-ok frames are all 0 in out
     return out, filled
 
 

@@ -139,9 +139,12 @@ class FaceCrop(Node):
         while True:
             found = await self.run_blocking(self._reference, store)
             if isinstance(found, vcrop.Normalisation):
-                again = store.attrs.get("normalisation")
+                # a freshly opened store: zarr writes its in-memory view of all root attributes,
+                # so an old handle would undo attributes other nodes wrote since it was opened
+                fresh = self.ctx.store()
+                again = fresh.attrs.get("normalisation")
                 if not self._wanted(again) or again.get("d0_mm") != found.d0_mm:
-                    store.update_attrs(normalisation=found.to_dict())
+                    fresh.update_attrs(normalisation=found.to_dict())
                 return found
             if time.monotonic() > deadline:
                 raise StoreError(f"face.crop: no reference frame for D0 after {self.params.wait_s:.0f} s "

@@ -20,7 +20,8 @@ def _pack(outputs: list[Output] | None) -> list[tuple[str, Any, str | None]]:
 
 
 def _failure(exc: BaseException) -> dict:
-    return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+    return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
+            "retryable": bool(getattr(exc, "retryable", True))}
 
 
 class NodeHost:

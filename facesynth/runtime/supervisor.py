@@ -129,7 +129,7 @@ class Supervisor:
                 return res
             attempts += 1
             pn.stats.errors += 1
-            fatal = attempts > pn.max_restarts
+            fatal = attempts > pn.max_restarts or not res.get("retryable", True)
             self._record({"type": "error", "node": pn.id, "chunk": chunk, "error": res["error"],
                           "traceback": res.get("traceback", ""), "restart": attempts, "fatal": fatal})
             if fatal:

@@ -160,6 +160,16 @@ def center_crop(frame: DepthFrame, size: int = 256) -> DepthFrame:
                       np.ascontiguousarray(frame.depth[y0:y0 + size, x0:x0 + size]))
 
 
+def least_holes_crop(f: DepthFrame, size: int) -> DepthFrame:
+    """The size x size window of `f` with the fewest sensor holes (integral-image search)."""
+    holes = (f.depth == 0).astype(np.float64)
+    ii = cv2.integral(holes)
+    sums = ii[size:, size:] - ii[:-size, size:] - ii[size:, :-size] + ii[:-size, :-size]
+    y, x = np.unravel_index(int(np.argmin(sums)), sums.shape)
+    return DepthFrame(f"{f.name}@{y},{x}", np.ascontiguousarray(f.color[y:y + size, x:x + size]),
+                      np.ascontiguousarray(f.depth[y:y + size, x:x + size]))
+
+
 @dataclass
 class FaceLikeCrops:
     """Crops of real frames shaped like face.crop output, with known depth under removed pixels.

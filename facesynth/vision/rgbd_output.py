@@ -46,7 +46,7 @@ def to_rgbd(out: np.ndarray, d0_mm: float, face_depth_mm: float = 80.0,
     """Masked (4, S, S) output -> rgb (S, S, 3) uint8 and depth (S, S) uint16 in depth_unit_mm (0 = none)."""
     rgb = np.clip(np.rint((out[:3].transpose(1, 2, 0) + 1.0) * 127.5), 0, 255).astype(np.uint8)
     mm = unit_to_mm(out[3], d0_mm, face_depth_mm, background=BACKGROUND_UNIT)
-    depth = np.clip(np.rint(mm / depth_unit_mm), 0, 65535).astype(np.uint16)
+    depth = np.clip(np.rint(mm * np.float32(1.0 / depth_unit_mm)), 0, 65535).astype(np.uint16)
     return rgb, depth
 
 

@@ -18,12 +18,11 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from facesynth.vision.synthetic_face_model import (
-    TEXEL_MM, X_MAX, X_MIN, Y_MAX, Y_MIN, FaceParams, frame_maps, smoothstep,
-)
+from facesynth.vision.synthetic_face_features import frame_maps
+from facesynth.vision.synthetic_face_model import TEXEL_MM, X_MIN, Y_MAX, Y_MIN, FaceParams, smoothstep
 
-__all__ = ["FaceParams", "Intrinsics", "RenderedFrame", "HEAD_Z_MM", "pose_matrix", "render_frame",
-           "sample_sequence"]
+__all__ = ["FaceParams", "Intrinsics", "RenderedFrame", "HEAD_Z_MM", "pose_matrix", "project", "render_frame",
+           "render_frame_and_mask", "sample_sequence"]
 
 HEAD_Z_MM = 690.0          # head centre; the nose tip is ~575 mm from the camera, the forehead ~595
 _LEVELS = tuple(np.linspace(-140.0, 6.0, 16))   # head-frame depths the rays march through (mm)
@@ -124,9 +123,18 @@ def render_frame(params: FaceParams, camera: Intrinsics | None = None, *, identi
                  hole_fraction: float = 0.03, depth_noise_mm: float = 0.8, wall_mm: float = 1200.0) -> RenderedFrame:
     """Colour, depth and true landmarks of one synthetic RGB-D frame.
 
-    hole_fraction: share of the head's pixels (face, hair, neck) without a depth reading, grazing
-    and silhouette dropouts included (the geometry alone already causes a few tenths of a percent).
+    hole_fraction: share of the head's pixels (face, hair, neck) without a depth reading. The
+    silhouette's edge pixels go first, then grazing angles, then random blobs; rays that do not
+    settle on the surface (rare) are holes whatever the fraction. The wall gets a few blobs too.
     """
+    return render_frame_and_mask(params, camera, identity=identity, hole_fraction=hole_fraction,
+                                 depth_noise_mm=depth_noise_mm, wall_mm=wall_mm)[0]
+
+
+def render_frame_and_mask(params: FaceParams, camera: Intrinsics | None = None, *, identity: int = 0,
+                          hole_fraction: float = 0.03, depth_noise_mm: float = 0.8,
+                          wall_mm: float = 1200.0) -> tuple[RenderedFrame, np.ndarray]:
+    """render_frame, plus the (H, W) bool mask of pixels that see the head (holes included)."""
     cam = camera or Intrinsics.default()
     if not 0.0 <= hole_fraction <= 1.0:
         raise ValueError(f"hole_fraction must be in [0, 1], got {hole_fraction}")
@@ -148,9 +156,8 @@ def render_frame(params: FaceParams, camera: Intrinsics | None = None, *, identi
         depth[sub] = np.where(hit, z, depth[sub])
         head[sub] = hit
         edge = hit & ~cv2.erode(hit.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-        forced = hit & (~settled | edge)
-        score[sub] += np.where(hit, 2.5 * smoothstep(0.55, 0.95, grazing), 0.0)
-        score[sub][forced] = np.inf
+        score[sub] += np.where(hit, 2.5 * smoothstep(0.55, 0.95, grazing) + 3.0 * edge, 0.0)
+        score[sub][hit & ~settled] = np.inf
     holes = _pick_holes(score, head, hole_fraction)
     oy, ox = rng.integers(0, 32, 2)
     view = (slice(oy, oy + cam.height), slice(ox, ox + cam.width))
@@ -161,7 +168,7 @@ def render_frame(params: FaceParams, camera: Intrinsics | None = None, *, identi
     oy, ox = rng.integers(0, 32, 2)
     view = (slice(oy, oy + cam.height), slice(ox, ox + cam.width))
     color = cv2.subtract(cv2.add(color, noise_pos[view]), noise_neg[view])
-    return RenderedFrame(color, depth_mm, landmarks)
+    return RenderedFrame(color, depth_mm, landmarks), head
 
 
 def _packed(a: np.ndarray, idx: np.ndarray, width: int = 512) -> np.ndarray:
@@ -212,8 +219,8 @@ def _cast(fm, R: np.ndarray, T: np.ndarray, cam: Intrinsics, win: tuple[int, int
     # 2) pixels near the head bracket their crossing by their neighbours' levels ...
     first = np.repeat(np.repeat(first, 2, 0), 2, 1)[:h, :w]
     kernel = np.ones((5, 5), np.uint8)
-    k_hi_full = cv2.dilate(first, kernel)
-    idx = np.flatnonzero(k_hi_full < len(levels) - 1)     # the rest only sees the plane behind the head
+    k_lo_full = cv2.erode(first, kernel)
+    idx = np.flatnonzero(k_lo_full < len(levels) - 1)     # the rest only sees the plane behind the head
     rgb8 = np.zeros((h, w, 3), np.uint8)
     z_full = np.zeros((h, w), np.float32)
     hit_full = np.zeros((h, w), bool)
@@ -223,8 +230,8 @@ def _cast(fm, R: np.ndarray, T: np.ndarray, cam: Intrinsics, win: tuple[int, int
         return rgb8, z_full, hit_full, settled_full, grazing_full
     pdx = _packed(np.broadcast_to(dx, (h, w)), idx)
     pdy = _packed(np.broadcast_to(dy, (h, w)), idx)
-    k_lo = np.maximum(_packed(cv2.erode(first, kernel), idx).astype(np.intp) - 1, 0)
-    k_hi = _packed(k_hi_full, idx).astype(np.intp)
+    k_lo = np.maximum(_packed(k_lo_full, idx).astype(np.intp) - 1, 0)
+    k_hi = _packed(cv2.dilate(first, kernel), idx).astype(np.intp)
     fk = rays(pdx, pdy)
     az = fk[2]
     z_lo, z_hi = (levels[k_lo] + bz) / az, (levels[k_hi] + bz) / az

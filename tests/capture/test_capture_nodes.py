@@ -223,3 +223,39 @@ def KinectRecordingFrame() -> np.ndarray:
     from facesynth.vision.kinect_mkv import KinectRecording
 
     return next(iter(KinectRecording(RECORDING).captures())).color
+
+
+async def test_live_kinect_node_logic_with_a_stand_in_device(tmp_path, monkeypatch):
+    """Unit test of capture.kinect's own logic (no hardware here): capacity, gating default, stop, close."""
+    from facesynth.nodes import capture_sources
+    from facesynth.vision import kinect_live
+    from facesynth.vision.kinect_calibration import CameraModel, KinectCalibration
+
+    cal = KinectCalibration(depth=CameraModel(width=16, height=12, fx=12.0, fy=12.0, cx=7.5, cy=5.5),
+                            color=CameraModel(width=24, height=18, fx=18.0, fy=18.0, cx=11.5, cy=8.5),
+                            rotation=np.eye(3), translation=np.zeros(3), depth_mode="NFOV_UNBINNED",
+                            color_mode="720P")
+
+    class StandIn:
+        calibration, serial, closed, skipped = cal, "000123", False, None
+
+        def captures(self, skip=0):
+            StandIn.skipped = skip
+            for k in range(1000):
+                rgb = np.full((18, 24, 3), 1 if k % 3 else 0, np.uint8)  # every 3rd frame: no face
+                yield 1000 * k, rgb, np.full((12, 16), 700, np.uint16), np.full((12, 16), 50, np.uint16)
+
+        def close(self):
+            StandIn.closed = True
+
+    monkeypatch.setattr(kinect_live, "open_device", lambda *a, **k: StandIn())
+    monkeypatch.setattr(capture_sources, "_face_probe", lambda: lambda rgb: (int(rgb[0, 0, 0]), (0.0, 0.0, 0.0)))
+    node, events = make_node("capture.kinect", tmp_path / "s.zarr", {"frames": {"train": 5, "eval": 1}})
+    outs = await run(node)
+    assert [o.item for o in outs] == [ChunkRef("raw", 0, 4), ChunkRef("raw", 4, 6)]
+    store = FrameStore.open(tmp_path / "s.zarr", "r")
+    assert store.read("raw/ok").all() and store.read("raw/depth").shape == (6, 18, 24)
+    assert store.read("raw/depth")[0, 9, 12] == 700 and store.read("raw/ir")[0, 9, 12] == 50
+    assert store.read("raw/source_index").tolist() == [1, 2, 4, 5, 7, 8]  # gated by default
+    assert store.attrs["capture"]["serial"] == "000123" and StandIn.closed and StandIn.skipped == 15
+    assert [d for n, d in events if n == "capture.rejects"][-1]["rejects"]["no_face"] == 3

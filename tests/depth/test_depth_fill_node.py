@@ -67,7 +67,7 @@ def test_node_writes_fill_depth_for_every_chunk_and_rerun_skips(tmp_path):
     np.testing.assert_array_equal(s.read("fill/ok"), ok)
     # filled: removed pixels got depth back; measured pixels kept; nothing outside the face
     assert (got[ok][c.removed[ok]] > 0).mean() > 0.9
-    np.testing.assert_array_equal(got[c.mask], c.depth[c.mask])
+    np.testing.assert_array_equal(got[ok][c.mask[ok]], c.depth[ok][c.mask[ok]])
     assert not (got[ok] & ~c.silhouette[ok]).any()
     # the chunk without faces stays empty
     assert not got[4:8].any()

@@ -33,6 +33,10 @@ def test_portrait_landmarks_crop_and_metric_size(tmp_path, landmarker, name, fx_
     assert p.intrinsics["source"].startswith(fx_source)
     face = landmarker.landmarks70(p.rgb)
     assert face is not None and face.points.shape == (70, 2) and np.isfinite(face.points).all()
+    if name.startswith("heic"):  # frontal: the capture gate (10 degrees) would keep it
+        assert np.abs(face.pose).max() < 10
+    else:  # head tilted back (chin forward): pitch > 0, a reject for the gate
+        assert face.pose[1] > 15
     raw_nose = vc.nose_depth(p.depth_mm, face.points)
     assert 250 < raw_nose < 450  # README: face at about 310-390 mm
     fx = p.intrinsics["fx"]

@@ -100,3 +100,22 @@ def test_killed_process_resumes_to_the_same_store(tmp_path, make_graph):
     res2 = run_graph(graph, backend="local", restart=True)
     assert res2.stats["nodes"]["blur2"]["skipped"] == 0
     np.testing.assert_array_equal(read_out(tmp_path, 240), expected_blur2(240))
+
+
+def test_input_data_errors_are_not_retried():
+    """A corrupt input gives the same error on every try: the host marks it not retryable."""
+    import asyncio
+
+    from facesynth.errors import InputDataError
+    from facesynth.nodes.base import NodeContext
+    from facesynth.runtime.host import NodeHost
+
+    class Broken:
+        async def process(self, port, item):
+            raise InputDataError("recording.mkv: frame 3 is truncated")
+
+    host = NodeHost("bench.passthrough", {}, NodeContext("n", "bench.passthrough"))
+    host.node = Broken()
+    res = asyncio.run(host.process("frames", None))
+    assert res["ok"] is False and res["retryable"] is False
+    assert res["error"] == "InputDataError: recording.mkv: frame 3 is truncated"
