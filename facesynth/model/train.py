@@ -92,6 +92,8 @@ class Trainer:
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.callback = callback or (lambda name, data: None)
         self.device = resolve_device(cfg.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick its kernels
         torch.manual_seed(cfg.seed)
         self.G = UNetGenerator(cfg.size, cfg.ngf).to(self.device)
         self.D = MultiscaleDiscriminator(5, cfg.ndf, cfg.n_layers_d, cfg.num_d).to(self.device)

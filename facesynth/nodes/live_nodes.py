@@ -217,10 +217,8 @@ def load_landmark_file(store: str | None, array: str, npy: str | None) -> np.nda
         st = FrameStore.open(store, mode="r")
         arr = np.asarray(st.read(array))
         ok_name = array.rsplit("/", 1)[0] + "/ok"
-        try:
-            arr = arr[np.asarray(st.read(ok_name), bool)]
-        except Exception:  # no ok flags: keep every frame
-            pass
+        if "/" in array and st.has(ok_name):  # replay only the frames that exist
+            arr = arr[np.asarray(st.read(ok_name), bool)[:len(arr)]]
     else:
         raise InputDataError("live.landmarks_file needs `npy` or `store`")
     arr = np.asarray(arr, np.float32)

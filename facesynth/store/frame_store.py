@@ -8,6 +8,7 @@ Dataset attributes (capture settings, calibration, depth normalisation) live on 
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import warnings
 from pathlib import Path
@@ -62,11 +63,17 @@ class FrameStore:
 
     @property
     def attrs(self) -> dict[str, Any]:
-        return dict(self._root.attrs)
+        """Root attributes as they are on disk now (other processes may have added some)."""
+        return dict(zarr.open_group(str(self.path), mode="r", zarr_format=3).attrs)
 
     def update_attrs(self, **values: Any) -> None:
+        """Merge into the root attributes as they are on disk now (zarr writes its whole cached
+        view, so merging into a stale handle would wipe what other processes wrote since)."""
         self._check_writable()
-        self._root.attrs.update(values)
+        with open(self.path / ".attrs.lock", "a") as lock:  # one read-merge-write at a time
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._root = zarr.open_group(str(self.path), mode="a", zarr_format=3)
+            self._root.attrs.update(values)
 
     # ---- arrays ------------------------------------------------------------------
     def has(self, name: str) -> bool:

@@ -41,6 +41,7 @@ class Dashboard(App):
     """Live (or replayed) view of one graph run."""
 
     TITLE = "facesynth dashboard"
+    ENABLE_COMMAND_PALETTE = False  # the footer keeps to the dashboard's own keys
     CSS = """
     Screen { layout: vertical; }
     #status { height: 1; background: $boost; }

@@ -83,10 +83,12 @@ class NodeTable(DataTable):
 
 
 class EdgeTable(DataTable):
-    """Queues: depth against the bound (yellow when full), time producers spent blocked, drops, items sent."""
+    """Queues: depth against the bound (yellow when full), time producers spent blocked, drops.
 
-    COLUMNS = (("edge", "queue"), ("depth", "depth"), ("blocked", "blocked"), ("drops", "drops"),
-               ("sent", "sent"))
+    Four narrow columns so the table fits beside the node table at 120 columns; items sent and
+    the deepest the queue got are in the node detail screen."""
+
+    COLUMNS = (("edge", "queue"), ("depth", "depth"), ("blocked", "blocked"), ("drops", "drops"))
 
     def __init__(self, **kw) -> None:
         super().__init__(cursor_type="none", show_cursor=False, **kw)
@@ -100,8 +102,7 @@ class EdgeTable(DataTable):
         full = e.bound > 0 and e.depth >= e.bound
         drops = Text(str(e.drops), style="bold yellow" if e.drops else "")
         blocked = fmt_duration(e.blocked_s) if e.blocked_s >= 10 else f"{e.blocked_s:.1f}s"
-        return [edge_label(e), Text(f"{e.depth}/{e.bound}", style="bold yellow" if full else ""), blocked, drops,
-                str(e.sent)]
+        return [edge_label(e), Text(f"{e.depth}/{e.bound}", style="bold yellow" if full else ""), blocked, drops]
 
     def refresh_from(self, state: RunState) -> None:
         if state.version != self._version or self.row_count != len(state.edges):

@@ -326,48 +326,57 @@ def _pick_holes(score: np.ndarray, head: np.ndarray, fraction: float) -> np.ndar
 
 # ---- a recording's worth of expressions ---------------------------------------------------
 def _wave(rng: np.random.Generator, t: np.ndarray, base_hz: float) -> np.ndarray:
-    """A smooth signal in [-1, 1]: a few sinusoids around base_hz plus smoothed seeded noise."""
+    """A smooth signal in [-1, 1]: a few sinusoids around base_hz plus smoothed seeded noise.
+
+    Prefix-stable: the first k values do not depend on how long t is.
+    """
     out = np.zeros_like(t)
     amps = 0.0
     for j in range(3):
         a = 1.0 / (j + 1)
         out += a * np.sin(2 * np.pi * base_hz * rng.uniform(0.6, 1.8) * (j + 1) * t + rng.uniform(0, 2 * np.pi))
         amps += a
-    if len(t) > 1:
-        dt = float(t[1] - t[0])
+    if len(t):
+        dt = float(t[1] - t[0]) if len(t) > 1 else 1.0 / 30.0
         sigma = max(1.0, 0.25 / (base_hz * dt))
-        noise = rng.standard_normal(len(t) + int(6 * sigma))
-        noise = np.convolve(noise, np.exp(-0.5 * (np.arange(-3 * sigma, 3 * sigma + 1) / sigma) ** 2), "same")
-        noise = noise[int(3 * sigma):int(3 * sigma) + len(t)]
-        out += 0.3 * amps * noise / max(noise.std(), 1e-9)
+        half = int(3 * sigma)
+        kernel = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
+        noise = np.convolve(rng.standard_normal(len(t) + 2 * half), kernel, "valid")
+        out += 0.3 * amps * noise / np.sqrt((kernel ** 2).sum())
     return np.clip(out / (1.3 * amps), -1.0, 1.0)
 
 
 def sample_sequence(seed: int, n: int, fps: float = 30.0) -> list[FaceParams]:
     """n frames of a smooth, seeded performance: talking, smiles, blinks, brow raises, small head motion.
 
-    Head angles stay within +/-8 degrees (inside the original capture gate's 10).
+    Deterministic and prefix-stable (sample_sequence(s, n)[:k] == sample_sequence(s, k)); head
+    angles stay within +/-8 degrees, inside the original capture gate's 10.
     """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 4242])
     t = np.arange(n, dtype=np.float64) / float(fps)
+    streams = iter(range(100))
+
+    def rng() -> np.random.Generator:
+        return np.random.default_rng([int(seed) & 0xFFFFFFFF, 4242, next(streams)])
 
     def span(lo: float, hi: float, hz: float) -> np.ndarray:
-        return lo + (hi - lo) * 0.5 * (1.0 + _wave(rng, t, hz))
+        return lo + (hi - lo) * 0.5 * (1.0 + _wave(rng(), t, hz))
 
-    talking = span(0, 1, 0.12) ** 2
-    syllables = 0.5 + 0.5 * np.sin(2 * np.pi * 3.1 * t + rng.uniform(0, 6.3) + 0.9 * np.sin(2 * np.pi * 0.9 * t))
+    talking = span(0, 1, 0.25) ** 1.5
+    phase = rng().uniform(0, 2 * np.pi)
+    syllables = 0.5 + 0.5 * np.sin(2 * np.pi * 3.1 * t + phase + 0.9 * np.sin(2 * np.pi * 0.9 * t))
     jaw = np.clip(talking * syllables * 1.1, 0, 1)
     blink = np.zeros_like(t)
-    tb = rng.uniform(0.3, 2.0)
+    blinks = rng()
+    tb = blinks.uniform(0.3, 2.0)
     while t.size and tb < t[-1] + 1:
         blink = np.maximum(blink, np.clip(1.0 - np.abs(t - tb) / 0.12, 0, 1))
-        tb += max(1.0, rng.exponential(3.5))
-    smile = span(0, 1, 0.07) ** 1.5
-    brows = span(-0.6, 1.0, 0.1)
-    cols = dict(jaw_open=jaw, smile=smile, blink=blink, brows=brows, gaze_x=span(-0.8, 0.8, 0.2),
-                gaze_y=span(-0.5, 0.5, 0.15), yaw=span(-8, 8, 0.06), pitch=span(-6, 6, 0.05),
-                roll=span(-4, 4, 0.04), tx=span(-15, 15, 0.03), ty=span(-10, 10, 0.04), tz=span(-30, 30, 0.02))
-    seeds = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 99]).generate_state(max(n, 1), np.uint32)
-    return [FaceParams(**{k: float(v[i]) for k, v in cols.items()}, noise_seed=int(seeds[i])) for i in range(n)]
+        tb += max(1.0, blinks.exponential(3.5))
+    cols = dict(jaw_open=jaw, smile=span(0, 1, 0.15) ** 1.5, blink=blink, brows=span(-0.6, 1.0, 0.2),
+                gaze_x=span(-0.8, 0.8, 0.4), gaze_y=span(-0.5, 0.5, 0.3), yaw=span(-8, 8, 0.12),
+                pitch=span(-6, 6, 0.1), roll=span(-4, 4, 0.08), tx=span(-15, 15, 0.06),
+                ty=span(-10, 10, 0.08), tz=span(-30, 30, 0.05))
+    return [FaceParams(**{k: float(v[i]) for k, v in cols.items()},
+                       noise_seed=int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 99, i]).generate_state(1)[0]))
+            for i in range(n)]

@@ -6,6 +6,7 @@ import json
 import socket
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,9 @@ def expected_rgbd(model_dir: Path, points: np.ndarray) -> tuple[np.ndarray, np.n
     from facesynth.vision.depth_norm import unit_to_mm
     from facesynth.vision.drawing import draw_landmarks
 
-    module = torch.jit.load(str(model_dir / "generator.ts.pt")).eval()
+    with warnings.catch_warnings():  # TorchScript is deprecated upstream but is the shipped format
+        warnings.simplefilter("ignore", DeprecationWarning)
+        module = torch.jit.load(str(model_dir / "generator.ts.pt")).eval()
     x = torch.from_numpy(draw_landmarks(points, SIZE)[None, None])
     with torch.inference_mode():
         y = apply_background_mask(module(x).numpy()[0], channel_axis=0)

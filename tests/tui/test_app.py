@@ -210,3 +210,17 @@ async def test_node_detail_follows_a_live_log(tmp_path):
         now = app.screen.query_one("#detail").render().plain.splitlines()[1]
         assert first.startswith("items ") and first != now and now.startswith("items 35/35")
         assert " ok " in shown(app, StatusBar)  # the main screen kept updating under the modal
+
+
+async def test_tiny_and_resized_terminals_do_not_crash(runlogs):
+    app = make_app(ReplaySource(runlogs / "training.jsonl"))
+    async with app.run_test(size=(40, 12)) as pilot:
+        await pilot.pause()
+        assert "epoch 3/3" in shown(app, TrainingPanel)
+        await pilot.resize_terminal(130, 45)
+        await pilot.pause()
+        assert app.query_one("#body").has_class("-wide")
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        assert not app.query_one("#body").has_class("-wide")
+        assert "g_l1" in shown(app, TrainingPanel)
