@@ -15,6 +15,7 @@ from typing import AsyncIterator
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from facesynth.errors import StoreError
 from facesynth.nodes.base import ChunkRef, Node, Output, Params
 from facesynth.nodes.registry import register
 from facesynth.vision.capture_gate import CaptureGate
@@ -65,6 +66,11 @@ class SyntheticSource(Node):
         cam = Intrinsics.default(p.width, p.height)
         splits = split_plan(p.frames.train, p.frames.eval, p.eval_every)
         store = self.ctx.store()
+        capture = {"source": "synthetic", "node": self.ctx.node_id, "seed": p.seed, "fps": p.fps,
+                   "frames": {"train": p.frames.train, "eval": p.frames.eval}, "frames_planned": total,
+                   "hole_fraction": p.hole_fraction, "eval_every": p.eval_every,
+                   "counts": {"train": int((splits == 0).sum()), "eval": int((splits == 1).sum())}}
+        self._check_resumable(store.attrs, capture, cam)
         h, w = cam.height, cam.width
         store.ensure_array("raw/color", total, (h, w, 3), np.uint8)
         store.ensure_array("raw/depth", total, (h, w), np.uint16)
@@ -72,13 +78,7 @@ class SyntheticSource(Node):
         store.ensure_array("raw/ok", total, (), bool, fill_value=False)
         store.ensure_array("raw/timestamp_us", total, (), np.int64)
         store.ensure_array("raw/landmarks_true", total, (70, 2), np.float32, fill_value=np.nan)
-        store.update_attrs(
-            intrinsics=cam.to_dict(),
-            capture={"source": "synthetic", "node": self.ctx.node_id, "seed": p.seed, "fps": p.fps,
-                     "frames": {"train": p.frames.train, "eval": p.frames.eval}, "frames_planned": total,
-                     "hole_fraction": p.hole_fraction, "eval_every": p.eval_every,
-                     "counts": {"train": int((splits == 0).sum()), "eval": int((splits == 1).sum())}},
-        )
+        store.update_attrs(intrinsics=cam.to_dict(), capture=capture)
         self.ctx.report("plan", total=-(-total // cf))
         sequence = sample_sequence(p.seed, total, p.fps)
         last_report = 0.0
@@ -94,6 +94,19 @@ class SyntheticSource(Node):
                 self.ctx.report("capture.progress", frames=ref.stop, total=total)
                 last_report = time.monotonic()
             yield Output("rgbd", ref, key=ref.key)
+
+    def _check_resumable(self, attrs: dict, capture: dict, cam: Intrinsics) -> None:
+        """Finished chunks are only reused when they were rendered with these very settings."""
+        if not self.ctx.done:
+            return
+        old = attrs.get("capture") or {}
+        keys = ("source", "seed", "fps", "frames", "hole_fraction", "eval_every")
+        changed = [k for k in keys if old.get(k) != capture[k]]
+        if attrs.get("intrinsics") not in (None, cam.to_dict()):
+            changed.append("width/height")
+        if changed:
+            raise StoreError(f"{self.kind} '{self.ctx.node_id}': the store's frames were rendered with other "
+                             f"settings (changed: {', '.join(changed)}); rerun with --restart or use a new store")
 
     def _recorded(self, ref: ChunkRef) -> ChunkRef:
         """The ChunkRef a previous run emitted for this key (what the progress log recorded)."""

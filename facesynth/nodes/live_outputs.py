@@ -36,6 +36,7 @@ class GeneratorParams(Params):
     size: int = Field(0, ge=0, le=4096, description="expected network size (0 = the model's)")
     threads: int = Field(0, ge=0, le=256, description="torch CPU threads (0 = leave torch's default)")
     half: bool = Field(False, description="run in float16 (GPU only)")
+    warmup: int = Field(5, ge=0, le=1000, description="calls at setup: TorchScript optimises over its first runs")
 
 
 class LiveGenerator:
@@ -60,6 +61,12 @@ class LiveGenerator:
         self.module = self.exported.module.to(self.device)
         if self.half:
             self.module = self.module.half()
+
+    def warm_up(self, calls: int = 5) -> None:
+        """The first calls of a TorchScript module profile and optimise it (hundreds of ms each)."""
+        pts = np.full((70, 2), self.size / 2.0, np.float32) + np.arange(140, dtype=np.float32).reshape(70, 2) % 17
+        for _ in range(calls):
+            self.infer(pts)
 
     def infer(self, points70: np.ndarray) -> tuple[np.ndarray, float]:
         """(masked (4, S, S) float32 output, generator ms) for one landmark set."""
@@ -92,7 +99,7 @@ class Generator(Node):
         self.d0, self.face_depth, self.metric = ro.depth_params(self.gen.meta)
         self.meta = {k: self.gen.meta[k] for k in META_KEYS if k in self.gen.meta}
         self.meta["metric"] = self.metric
-        await self.run_blocking(self.gen.infer, np.zeros((70, 2), np.float32))  # warm up
+        await self.run_blocking(self.gen.warm_up, p.warmup)
 
     def _run(self, pts: np.ndarray) -> dict:
         out, ms = self.gen.infer(pts)

@@ -142,7 +142,8 @@ class FrameStore:
                 f"not {shape[1:]} {dtype}; use a new store or --restart"
             )
         if arr.shape[0] < shape[0]:
-            raise StoreError(f"array '{name}' holds {arr.shape[0]} frames, fewer than the {shape[0]} asked for")
+            raise StoreError(f"array '{name}' holds {arr.shape[0]} frames, fewer than the {shape[0]} asked for; "
+                             "use --restart or a new store")
         return arr
 
     def write(self, name: str, start: int, data: np.ndarray) -> None:

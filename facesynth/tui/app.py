@@ -24,7 +24,7 @@ from facesynth.tui.sources import TailSource
 from facesynth.tui.state import RunState
 from facesynth.tui.tables import EdgeTable, NodeTable
 
-WIDE = 110  # columns from which the panels sit side by side
+WIDE = 116  # columns from which the panels sit side by side (the node table takes 76)
 
 Until = Callable[[], bool] | threading.Event | None
 

@@ -20,14 +20,14 @@ def node_detail_text(state: RunState, nid: str) -> Text:
     t.append(f"  {n.kind}  ×{n.replicas}  ")
     t.append_text(state_text(n.state))
     t.append(f"\nitems {n.items}" + (f"/{n.total}" if n.total else "") + f"   skipped {n.skipped}"
-             f"   rate {fmt_rate(n.recent_rate())}/s (avg {fmt_rate(n.rate)}/s)   ETA {fmt_duration(n.eta_s())}")
+             f"   rate {fmt_rate(n.recent_rate())}/s (avg {fmt_rate(n.rate)}/s)   ETA {fmt_duration(state.node_eta_s(nid))}")
     t.append(f"\nbusy {n.busy_pct:.0f}% ({n.busy_s:.1f}s)   errors {n.errors}   restarts {n.restarts}")
     t.append("\nrate  ").append(sparkline(n.rates, 40), style="green")
     for port, srcs in n.inputs.items():
         t.append(f"\nin  {port} <- {', '.join(srcs) or '-'}")
     for e in state.edges.values():
         if e.src.split("/")[0] == nid or e.dst.split("/")[0] == nid:
-            t.append(f"\nqueue {edge_label(e)}: {e.depth}/{e.bound} (max {e.max_depth}) blocked "
+            t.append(f"\nqueue {edge_label(e, ports=True)}: {e.depth}/{e.bound} (max {e.max_depth}) blocked "
                      f"{e.blocked_s:.2f}s drops {e.drops} sent {e.sent}")
     if n.events:
         t.append("\nrecent events", style="bold")

@@ -74,13 +74,19 @@ def run_with_dashboard(loaded: Any, *, backend: str = "ray", address: str | None
                        linger_s: float = 2.0, poll_s: float = 0.25, headless: bool = False) -> Any:
     """Run `loaded` (a LoadedGraph) with the dashboard on screen; returns the RunResult.
 
-    The dashboard closes `linger_s` after the run ends. Pressing q closes it early: the run goes
+    Without a terminal on stderr it falls back to plain progress lines. The dashboard closes
+    `linger_s` after the run ends. Pressing q closes it early: the run goes
     on with plain progress lines. Ctrl-C (in the dashboard or after) or SIGTERM stops the run
     like it does without --tui (run_end "interrupted", progress kept) and raises
     KeyboardInterrupt. A run failure is raised after the terminal is restored, as run_graph does.
     """
-    from facesynth.runtime.api import make_backend
+    from facesynth.runtime.api import make_backend, run_graph
 
+    if not headless and not (sys.__stderr__ is not None and sys.__stderr__.isatty()):
+        from facesynth.runtime.console import ConsoleProgress
+
+        print("--tui needs a terminal (Textual draws on stderr); showing plain progress", file=sys.stderr)
+        return run_graph(loaded, backend=backend, address=address, restart=restart, on_record=ConsoleProgress())
     be = make_backend(backend, address)
     metrics = None
     if backend == "ray":

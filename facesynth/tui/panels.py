@@ -107,7 +107,7 @@ class StageProgress(StatePanel):
             t.append_text(bar(frac, bar_w))
             pct = "  ?%" if frac is None else f"{frac * 100:3.0f}%"
             eta = "done" if n.state == "done" else ("FAILED" if n.state == "failed" else
-                                                     f"ETA {fmt_duration(n.eta_s())}")
+                                                     f"ETA {fmt_duration(state.node_eta_s(nid))}")
             t.append(f" {pct} {items:>9} {eta:>10}"[: width - name_w - bar_w - 1])
             lines.append(t)
         return Text("\n").join(lines) if lines else Text("waiting for the run to start…", style="dim")

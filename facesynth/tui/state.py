@@ -128,6 +128,23 @@ class TrainView:
     preview: str | None = None
     checkpoint: str | None = None
     fraction: float | None = None  # of all epochs, from the latest step or epoch event
+    samples: deque = field(default_factory=lambda: deque(maxlen=HISTORY))  # (t, fraction)
+
+    def note(self, t: Any) -> None:
+        if self.fraction is not None and isinstance(t, (int, float)):
+            if not self.samples or t > self.samples[-1][0]:
+                self.samples.append((float(t), self.fraction))
+
+    def eta_s(self) -> float | None:
+        """Time to the last epoch's end at the pace of the recent steps (not counting evals)."""
+        if self.fraction is None or self.fraction >= 1.0:
+            return 0.0 if self.fraction is not None else None
+        if len(self.samples) < 2:
+            return None
+        (t0, f0), (t1, f1) = self.samples[0], self.samples[-1]
+        if t1 <= t0 or f1 <= f0:
+            return None
+        return (1.0 - f1) * (t1 - t0) / (f1 - f0)
 
 
 @dataclass
@@ -263,6 +280,7 @@ class RunState:
             tv.steps = int(_num(rec.get("steps"), tv.steps))
             if tv.epochs and tv.steps:
                 tv.fraction = min(1.0, (tv.epoch - 1 + tv.step / tv.steps) / tv.epochs)
+            tv.note(rec.get("t"))
             for k, v in (rec.get("losses") or {}).items():
                 tv.losses.setdefault(k, deque(maxlen=HISTORY * 4)).append(_num(v))
         elif name == "train.epoch":
@@ -273,6 +291,7 @@ class RunState:
             tv.epochs = int(_num(rec.get("epochs"), tv.epochs))
             if tv.epochs:
                 tv.fraction = min(1.0, tv.epoch / tv.epochs)
+            tv.note(rec.get("t"))
             if isinstance(rec.get("eval"), dict) and rec["eval"]:
                 tv.eval = {k: _num(v) for k, v in rec["eval"].items()}
                 tv.eval_epoch = tv.epoch
@@ -328,11 +347,18 @@ class RunState:
         """(nodes done, nodes) for the status line."""
         return sum(1 for n in self.nodes.values() if n.state == "done"), len(self.nodes)
 
+    def node_eta_s(self, nid: str) -> float | None:
+        """A stage's ETA; a training node's comes from its epochs and steps, not its one item."""
+        n = self.nodes[nid]
+        if self.train is not None and self.train.node == nid and n.state not in ("done", "failed"):
+            return self.train.eta_s()
+        return n.eta_s()
+
     def eta_s(self) -> float | None:
         """Time left for the whole run: the slowest stage's ETA (None while any is unknown)."""
         if self.ended or not self.nodes:
             return None
-        etas = [n.eta_s() for n in self.nodes.values() if n.state != "done"]
+        etas = [self.node_eta_s(nid) for nid, n in self.nodes.items() if n.state != "done"]
         return max(etas) if etas and all(e is not None for e in etas) else None
 
     def failing_error(self) -> dict | None:

@@ -27,15 +27,21 @@ def fmt_rate(rate: float) -> str:
     return f"{rate:.1f}" if rate >= 1 or rate == 0 else f"{rate:.2f}"
 
 
-def edge_label(e: EdgeView) -> str:
-    """`camera→landmarks` (ports only when a node has several)."""
+def edge_label(e: EdgeView, ports: bool = False) -> str:
+    """`camera→landmarks`; with ports `camera.rgbd→landmarks.rgbd` (two edges join the same nodes)."""
     src = e.src or e.id.split("->")[0]
     dst = e.dst or (e.id.split("->")[1] if "->" in e.id else "")
     s_node, _, s_port = src.partition("/")
     d_node, _, d_port = dst.partition("/")
-    if s_port and d_port and s_port != d_port:
+    if ports and (s_port or d_port):
         return f"{s_node}.{s_port}→{d_node}.{d_port}"
     return f"{s_node}→{d_node}"
+
+
+def edge_labels(edges: dict[str, EdgeView]) -> dict[str, str]:
+    short = {eid: edge_label(e) for eid, e in edges.items()}
+    seen = list(short.values())
+    return {eid: (lab if seen.count(lab) == 1 else edge_label(edges[eid], ports=True)) for eid, lab in short.items()}
 
 
 class NodeTable(DataTable):
@@ -98,19 +104,20 @@ class EdgeTable(DataTable):
         for key, label in self.COLUMNS:
             self.add_column(label, key=key)
 
-    def _cells(self, e: EdgeView) -> list:
+    def _cells(self, e: EdgeView, label: str) -> list:
         full = e.bound > 0 and e.depth >= e.bound
         drops = Text(str(e.drops), style="bold yellow" if e.drops else "")
         blocked = fmt_duration(e.blocked_s) if e.blocked_s >= 10 else f"{e.blocked_s:.1f}s"
-        return [edge_label(e), Text(f"{e.depth}/{e.bound}", style="bold yellow" if full else ""), blocked, drops]
+        return [label, Text(f"{e.depth}/{e.bound}", style="bold yellow" if full else ""), blocked, drops]
 
     def refresh_from(self, state: RunState) -> None:
+        labels = edge_labels(state.edges)
         if state.version != self._version or self.row_count != len(state.edges):
             self.clear()
             for eid, e in state.edges.items():
-                self.add_row(*self._cells(e), key=eid)
+                self.add_row(*self._cells(e, labels[eid]), key=eid)
             self._version = state.version
             return
         for eid, e in state.edges.items():
-            for (key, _), value in zip(self.COLUMNS, self._cells(e)):
+            for (key, _), value in zip(self.COLUMNS, self._cells(e, labels[eid])):
                 self.update_cell(eid, key, value, update_width=True)

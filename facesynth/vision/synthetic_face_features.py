@@ -97,7 +97,8 @@ def _mouth(maps: dict, L: np.ndarray) -> None:
     m_out = c.draw(_spline(L[48:60], True), True)
     m_in = c.draw(_spline(L[60:68], True), True)
     upper = _spline(L[60:65], False)
-    teeth = c.draw(np.concatenate([upper, upper[::-1] + [0, 4.5]]), True) * m_in
+    band = min(4.5, 0.4 * max(float(L[66, 1] - L[62, 1]), 0.0))   # barely any teeth while nearly closed
+    teeth = c.draw(np.concatenate([upper, upper[::-1] + [0, band]]), True) * m_in
     lips = np.clip(m_out - m_in, 0, 1)
     stripes = 1.0 + 0.3 * (maps["strands"][c.win] - 1.0)
     _mix(c["albedo"], np.array([0.62, 0.30, 0.30], np.float32)[:, None, None] * stripes, lips)

@@ -17,7 +17,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-TEXEL_MM = 0.6                  # height/texture map resolution
+TEXEL_MM = 0.75                 # height/texture map resolution
 X_MIN, X_MAX = -96.0, 96.0      # map extent in head coordinates (mm)
 Y_MIN, Y_MAX = -135.0, 300.0
 MOUTH_Y = 58.0                  # the closed-mouth line the jaw opens along
@@ -141,7 +141,7 @@ def expression_landmarks(p: FaceParams) -> np.ndarray:
     for u, low in _LOWER_LIDS.items():
         gap = pts[low, 1] - pts[u, 1]
         pts[low, 1] -= 0.8 * k
-        pts[u, 1] += k * (gap - 0.8 - 0.3)
+        pts[u, 1] += k * (gap - 0.8)
     # gaze
     off = np.array([5.0 * np.clip(p.gaze_x, -1, 1), 2.5 * np.clip(p.gaze_y, -1, 1)], np.float32)
     pts[68] += off
@@ -188,6 +188,14 @@ def _lowfreq(rng: np.random.Generator, shape: tuple[int, int], cells: tuple[int,
     return cv2.resize(small, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
 
 
+def _profile(ys: np.ndarray, knots_y: list[float], knots_v: list[float], sigma_mm: float) -> np.ndarray:
+    """A piecewise-linear profile over y, smoothed so its kinks do not show up as shading bands."""
+    v = np.interp(ys, knots_y, knots_v)
+    half = int(3 * sigma_mm / TEXEL_MM)
+    k = np.exp(-0.5 * (np.arange(-half, half + 1) * TEXEL_MM / sigma_mm) ** 2)
+    return np.convolve(np.pad(v, half, mode="edge"), k / k.sum(), "valid").astype(np.float32)
+
+
 @lru_cache(maxsize=4)
 def base_maps(identity: int = 0) -> BaseMaps:
     """Static geometry and texture of one synthetic person (cached; treat as read-only)."""
@@ -197,8 +205,8 @@ def base_maps(identity: int = 0) -> BaseMaps:
     W = outline_half_width(Y)
     r = np.abs(X) / np.maximum(W, 1e-3)
     face = (r < 1.0) & (W > 0.5)
-    D = np.interp(Y, [-132, -126, -112, -92, -62, -40, -20, 20, 50, 80, 100, 108, 112, 116],
-                  [0, 40, 68, 85, 93, 95, 92, 91, 89, 86, 80, 70, 50, 0]).astype(np.float32)
+    D = _profile(ys, [-132, -126, -112, -92, -62, -40, -20, 20, 50, 80, 100, 108, 112, 116],
+                 [0, 40, 68, 85, 93, 95, 92, 91, 89, 86, 80, 70, 50, 0], 4.0)[:, None]
     cross = (1.0 - np.clip(r, 0, 1) ** 2.4) ** (1 / 2.4)
     S = np.where(face, -D * cross, 0.0).astype(np.float32)
     neck = (np.abs(X) < 52.0) & (Y > 60.0)
@@ -211,8 +219,8 @@ def base_maps(identity: int = 0) -> BaseMaps:
         S -= 3.0 * _gauss(X - 30 * sx, Y + 31, 16, 5)            # brow ridge
         S -= 7.0 * _gauss(X - 15 * sx, Y - 32, 5, 5)             # nose wings
         S -= 5.0 * _gauss(X - 40 * sx, Y - 22, 15, 14)           # cheeks
-    h = np.interp(Y, [-24, -16, 0, 20, 27, 31, 35, 38, 41], [0, 6, 13, 22, 26, 24, 14, 4, 0])
-    sig = np.interp(Y, [-24, 0, 20, 28, 36, 41], [6, 7, 10, 11, 13, 14])
+    h = _profile(ys, [-24, -16, 0, 20, 27, 31, 35, 38, 41], [0, 6, 13, 22, 26, 24, 14, 4, 0], 1.5)[:, None]
+    sig = _profile(ys, [-24, 0, 20, 28, 36, 41], [6, 7, 10, 11, 13, 14], 3.0)[:, None]
     S -= (h * np.exp(-0.5 * (X / sig) ** 2)).astype(np.float32)   # nose
     S -= 4.0 * _gauss(X, Y - 95, 14, 9)                           # chin
     S -= 4.0 * _gauss(X, Y - 48, 18, 7)                           # upper-lip region
@@ -240,4 +248,7 @@ def base_maps(identity: int = 0) -> BaseMaps:
     albedo = albedo * (1 - hair_soft[None]) + hair_rgb[:, None, None] * (strands * hair_soft)[None]
     spec = (0.22 * (1 - hair_soft) + 0.08 * hair_soft).astype(np.float32)
     tex = np.concatenate([np.clip(albedo, 0, 1), inside[None]]).astype(np.float32)
-    return BaseMaps(S, tex, spec, hair_rgb, iris_rgb, strands.astype(np.float32))
+    maps = BaseMaps(S, tex, spec, hair_rgb, iris_rgb, strands.astype(np.float32))
+    for arr in (maps.height, maps.tex, maps.spec, maps.hair_rgb, maps.iris_rgb, maps.strands):
+        arr.flags.writeable = False   # cached and shared between threads
+    return maps

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,3 +149,35 @@ def test_store_replay_to_file_sink_through_the_runtime(tmp_path, monkeypatch, mo
     assert len(pts) == int((depth > 0).sum())
     np.testing.assert_allclose(np.sort(pts[:, 2]), np.sort(depth[depth > 0] * 0.1), atol=1e-3)
     assert events(res.run_log, "live.files")[0]["frames"] == 4
+
+
+REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "realdata" / "truedepth_faces"
+
+
+async def test_face_landmarks_from_a_real_face_video(tmp_path):
+    import cv2
+
+    jpg = REAL / "jpeg_depth_data.jpg"
+    if not jpg.is_file():
+        pytest.skip(f"real face data not found at {REAL} (needs ../shared/realdata)")
+    bgr = cv2.imread(str(jpg))
+    bgr = cv2.resize(bgr, (bgr.shape[1] * 640 // bgr.shape[0], 640), interpolation=cv2.INTER_AREA)
+    video = tmp_path / "face.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (bgr.shape[1], bgr.shape[0]))
+    for _ in range(3):
+        writer.write(bgr)
+    writer.release()
+    node, _ = make("live.face_landmarks", "cam", video=str(video), size=256, frames=2)
+    await node.setup()
+    out = [o async for o in node.produce()]
+    await node.close()
+    assert len(out) == 2 and [o.item["seq"] for o in out] == [1, 2]
+    pts = out[0].item["landmarks"]
+    assert pts.shape == (70, 2) and pts.dtype == np.float32
+    lo, hi = pts[:68].min(0), pts[:68].max(0)
+    np.testing.assert_allclose((lo + hi) / 2, 128, atol=0.01)
+    assert abs(float(max(hi - lo)) - 256 / 1.7) < 0.01
+    # the eyes sit above the mouth, the pupils inside their eye outlines
+    assert pts[36:48, 1].mean() < pts[48:68, 1].mean()
+    for pupil, eye in ((68, slice(36, 42)), (69, slice(42, 48))):
+        assert pts[eye, 0].min() <= pts[pupil, 0] <= pts[eye, 0].max()

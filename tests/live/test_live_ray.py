@@ -14,7 +14,7 @@ pytestmark = pytest.mark.ray
 
 
 def test_live_graph_on_ray_streams_exact_frames(tmp_path, monkeypatch):
-    pytest.importorskip("ray")
+    pytest.importorskip("ray")  # actors take seconds to start here: the source waits, then streams 8 s
     monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     monkeypatch.chdir(tmp_path)
     model = export_tiny_model(tmp_path / "model")
@@ -29,7 +29,7 @@ def test_live_graph_on_ray_streams_exact_frames(tmp_path, monkeypatch):
         nodes:
           - id: src
             kind: live.landmarks_file
-            params: {{npy: {tmp_path / 'lm.npy'}, rate_hz: 30, frames: 90, loop: true}}
+            params: {{npy: {tmp_path / 'lm.npy'}, rate_hz: 30, frames: 240, loop: true, start_delay_s: 5}}
           - id: gen
             kind: live.generator
             params: {{model: {model}, threads: 1}}
@@ -42,7 +42,7 @@ def test_live_graph_on_ray_streams_exact_frames(tmp_path, monkeypatch):
     client = FrameClient(port, connect_timeout_s=120)
     client.start()
     result: dict = {}
-    runner = threading.Thread(target=lambda: result.update(r=run_graph(str(graph), backend="ray")))
+    runner = threading.Thread(target=lambda: result.update(r=run_graph(str(graph), backend="ray")), daemon=True)
     runner.start()
     runner.join(timeout=240)
     client.join(timeout=30)
@@ -55,4 +55,4 @@ def test_live_graph_on_ray_streams_exact_frames(tmp_path, monkeypatch):
         np.testing.assert_array_equal(f["rgb"], rgb)
         np.testing.assert_array_equal(f["depth"], depth)
     final = [e for e in events(result["r"].run_log, "live.stats") if e.get("final")][0]
-    assert final["frames"] + final["skipped"] <= 90 and final["frames"] >= len(client.frames)
+    assert final["frames"] + final["skipped"] <= 240 and final["frames"] >= len(client.frames)

@@ -45,6 +45,7 @@ def test_dataset_reads_pairs_from_store(tmp_path):
     assert half.drawing.shape == (8, 1, 32, 32)
 
 
+@pytest.mark.slow
 def test_node_trains_beats_baseline_and_exports(tmp_path):
     store_path = tmp_path / "s.zarr"
     write_toy_store(store_path, n_train=32, n_eval=8, size=64)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from facesynth.errors import StoreError
 from facesynth.nodes import capture_synthetic as cs
 from facesynth.nodes.base import ChunkRef, NodeContext
 from facesynth.nodes.registry import get
@@ -105,3 +106,12 @@ async def test_resume_re_yields_done_chunks_without_rendering(tmp_path, monkeypa
     assert rendered == [1]                                   # only the last chunk (one frame) again
     assert [(o.item, o.key) for o in second] == [(o.item, o.key) for o in first]
     np.testing.assert_array_equal(FrameStore.open(path, "r").read("raw/color"), before)
+
+
+async def test_resume_with_other_settings_is_refused(tmp_path):
+    node, _ = make_node(tmp_path, SMALL)
+    first = await run(node)
+    done = {o.key: [{"port": "rgbd", "chunk": o.item.to_dict()}] for o in first[:1]}
+    node2, _ = make_node(tmp_path, {**SMALL, "seed": 4}, done=done)
+    with pytest.raises(StoreError, match=r"changed: seed\).*--restart"):
+        await run(node2)

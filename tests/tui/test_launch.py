@@ -70,3 +70,17 @@ def test_sigterm_stops_the_run_cleanly_like_ctrl_c(tmp_path):
     log = next(Path(f"{tmp_path}/pt.zarr.runs").glob("*.jsonl"))
     last = json.loads(log.read_text().splitlines()[-1])
     assert last["type"] == "run_end" and last["status"] == "interrupted"
+
+
+def test_without_a_terminal_tui_falls_back_to_plain_progress(tmp_path):
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-m", "facesynth.cli", "graph", "run", str(GRAPH), "--local", "--tui",
+                           "--set", f"store.path={tmp_path}/pt.zarr", "--set", "nodes.src.params.frames=16",
+                           "--set", "nodes.src.params.height=16", "--set", "nodes.src.params.width=16"],
+                          cwd=repo, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "--tui needs a terminal" in proc.stderr and "run ok in" in proc.stderr
+    assert '"status": "ok"' in proc.stdout

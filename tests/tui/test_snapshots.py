@@ -16,7 +16,8 @@ def app_for(name: str):
 
 
 @pytest.mark.parametrize("name,size", [("normal", (80, 24)), ("failing", (80, 24)),
-                                       ("training", (120, 40)), ("live", (120, 40))])
+                                       ("training", (120, 40)), ("live", (120, 40))],
+                         ids=["normal-80x24", "failing-80x24", "training-120x40", "live-120x40"])
 def test_layout(snap_compare, name, size):
     assert snap_compare(app_for(name), terminal_size=size)
 

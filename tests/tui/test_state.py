@@ -86,11 +86,25 @@ def test_training_run_progress_losses_eval_and_preview():
     assert st.status == "running"  # the recording stops mid-run: no run_end
 
 
-def test_training_fraction_mid_epoch():
+def test_training_fraction_and_eta_mid_epoch():
     recs = [r for r in load("training") if r.get("name") == "train.step"]
     st = fold(recs[:8])  # epoch 2, step 10 of 30
     assert (st.train.epoch, st.train.step) == (2, 10)
     assert abs(st.train.fraction - (1 + 10 / 30) / 3) < 1e-9
+    # recorded pace: 5 of 90 steps every 0.5 s -> 50 steps left take 5 s
+    assert abs(st.train.eta_s() - 5.0) < 1e-6
+    full = fold(load("training")[:20])
+    full.nodes["train"].state = "running"
+    assert full.node_eta_s("train") == full.train.eta_s() is not None
+
+
+def test_edge_labels_name_ports_only_when_needed():
+    from facesynth.tui.state import EdgeView
+    from facesynth.tui.tables import edge_labels
+
+    edges = {"a/x->b/y": EdgeView("a/x->b/y", "a/x", "b/y"), "a/z->b/w": EdgeView("a/z->b/w", "a/z", "b/w"),
+             "b/out->c/in": EdgeView("b/out->c/in", "b/out", "c/in")}
+    assert edge_labels(edges) == {"a/x->b/y": "a.x→b.y", "a/z->b/w": "a.z→b.w", "b/out->c/in": "b→c"}
 
 
 def test_live_run_fps_latency_and_drops():

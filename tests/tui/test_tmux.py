@@ -1,8 +1,8 @@
 """Tried as a person would: `graph run --tui` in a real terminal (tmux), panes captured over time.
 
 Slow: starts the CLI in tmux (tests/tui/tmux_capture.sh). The capture_to_model run also starts
-Ray and is skipped until graphs/capture_to_model.yaml exists; extra `graph run` arguments for it
-(smaller sizes) can be given in FACESYNTH_TUI_GRAPH_ARGS.
+Ray; it is shrunk (few small frames, a tiny model, 2 epochs) through --set overrides found from
+its node kinds, and more `graph run` arguments can be given in FACESYNTH_TUI_GRAPH_ARGS.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("tmux_capture.sh")
@@ -66,11 +67,27 @@ def test_passthrough_graph_in_tmux(tmp_path):
     assert done["blur2"] == ("done", 16)
 
 
+SMALL = {"capture.synthetic": {"frames": "{train: 48, eval: 8}", "width": "320", "height": "240"},
+         "model.pix2pix": {"ngf": "4", "ndf": "4", "epochs": "2", "decay_epochs": "0", "lpips": "false",
+                           "onnx": "false", "size": "64"}}
+
+
+def shrink(graph: Path) -> list[str]:
+    """--set overrides that make a graph's synthetic capture and training tiny."""
+    out = []
+    for node in yaml.safe_load(graph.read_text()).get("nodes", []):
+        for key, value in SMALL.get(node.get("kind"), {}).items():
+            out += ["--set", f"nodes.{node['id']}.params.{key}={value}"]
+    return out
+
+
 @pytest.mark.ray
 @pytest.mark.skipif(not (REPO / "graphs" / "capture_to_model.yaml").exists(),
                     reason="graphs/capture_to_model.yaml is not written yet")
 def test_capture_to_model_in_tmux(tmp_path):
-    extra = shlex.split(os.environ.get("FACESYNTH_TUI_GRAPH_ARGS", ""))
+    graph = REPO / "graphs" / "capture_to_model.yaml"
+    extra = shrink(graph) + shlex.split(os.environ.get("FACESYNTH_TUI_GRAPH_ARGS", ""))
     panes, final, code = capture(tmp_path, "graphs/capture_to_model.yaml", "--restart",
                                  "--set", f"store.path={tmp_path}/ctm.zarr", *extra, max_s=540)
     check_progress_and_finish(panes, final, code)
+    assert any("epoch 2/2" in p for p in panes), "the training panel never showed"

@@ -1,0 +1,223 @@
+"""Live inference benchmark: the live graph driven at 30, 60, 90 Hz vs the generator in a plain loop.
+
+For each rate a sender process streams msgpack landmark messages (with its send time) into
+live.msgpack_in -> live.generator -> live.msgpack_out (local backend: one process, the lowest-latency
+way to run it), and a client here receives the RGBD frames. Reported per rate: achieved fps, latency
+sender -> client (client clock, same machine) and landmarks received -> frame sent (the graph's own
+live.stats) as min/p50/p99, generator ms, frames skipped by the `latest` edges. The baseline is the
+same work (draw + generator + mask + rgb/depth conversion) called directly in a loop on this machine
+in the same run; `overhead_ratio` = graph p50 latency / direct p50 time. Prints JSON.
+
+  .venv/bin/python benchmarks/live.py --quick          # 64 px tiny model, ~30 s: the graph's overhead
+  .venv/bin/python benchmarks/live.py --model DIR      # an exported generator (generator.ts.pt)
+  .venv/bin/python benchmarks/live.py --size 256 --ngf 64 --device cuda   # random weights, real shape
+Target (issue 7): 90 fps at 256 px with p99 latency under 11 ms on a GPU.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import socket
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from facesynth.vision import live_protocol as lp  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sender(port: int, rate: float, seconds: float, size: int, ready, phase_start, sent) -> None:
+    """Second process: warm up at 5 Hz until `ready`, then stream at `rate` for `seconds`."""
+    rng = np.random.default_rng(0)
+    sets = rng.uniform(0.1 * size, 0.9 * size, (32, 70, 2)).astype(np.float32)
+    while True:
+        try:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=1.0)
+            break
+        except OSError:
+            time.sleep(0.05)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    seq = 0
+    while not ready.is_set():
+        seq += 1
+        sock.sendall(lp.frame_bytes(lp.encode_landmark_message(sets[seq % 32], seq)))
+        time.sleep(0.2)
+    t0 = time.time()
+    phase_start.value = t0
+    n = 0
+    while True:
+        due = t0 + n / rate
+        if due - t0 >= seconds:
+            break
+        delay = due - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        seq += 1
+        n += 1
+        sock.sendall(lp.frame_bytes(lp.encode_landmark_message(sets[seq % 32], seq)))
+    sent.value = n
+    sock.close()
+
+
+def receive(port: int, frames: list, ready, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=1.0)
+            break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        return
+    dec = lp.StreamDecoder(lp.MAX_FRAME_MESSAGE)
+    sock.settimeout(60)
+    with sock:
+        while data := sock.recv(1 << 20):
+            now = time.time()
+            for body in dec.feed(data):
+                f = lp.decode_frame(body)
+                frames.append((now, f.get("t_sender"), f["t_recv"]))
+                ready.set()
+
+
+def pct(values: list[float]) -> dict:
+    if not values:
+        return {"min": None, "p50": None, "p99": None}
+    a = np.asarray(values)
+    return {"min": round(float(a.min()), 3), "p50": round(float(np.percentile(a, 50)), 3),
+            "p99": round(float(np.percentile(a, 99)), 3)}
+
+
+def direct_loop(model: str, device: str, seconds: float, threads: int) -> dict:
+    """The baseline: the generator node's work, called in a plain loop."""
+    from facesynth.nodes.live_outputs import LiveGenerator
+    from facesynth.vision import rgbd_output as ro
+
+    gen = LiveGenerator(model, device, threads)
+    d0, fd, _ = ro.depth_params(gen.meta)
+    rng = np.random.default_rng(1)
+    sets = rng.uniform(0.1 * gen.size, 0.9 * gen.size, (32, 70, 2)).astype(np.float32)
+    gen.warm_up(5)  # as live.generator's setup does
+    times, gen_ms = [], []
+    t_end = time.perf_counter() + seconds
+    i = 0
+    while time.perf_counter() < t_end or i < 5:
+        t = time.perf_counter()
+        out, ms = gen.infer(sets[i % 32])
+        ro.to_rgbd(out, d0, fd)
+        times.append((time.perf_counter() - t) * 1000.0)
+        gen_ms.append(ms)
+        i += 1
+    p = pct(times)
+    return {"iterations": i, "ms": p, "generator_ms_p50": round(float(np.median(gen_ms)), 3),
+            "max_fps": round(1000.0 / p["p50"], 2)}
+
+
+def run_rate(model: str, device: str, threads: int, size: int, rate: float, seconds: float, workdir: Path) -> dict:
+    from facesynth.runtime.api import run_graph
+
+    tin, tout = free_port(), free_port()
+    graph = workdir / f"live_{int(rate)}.yaml"
+    graph.write_text(textwrap.dedent(f"""\
+        version: 1
+        name: live_bench
+        defaults: {{queue: 1, policy: latest}}
+        nodes:
+          - id: net
+            kind: live.msgpack_in
+            params: {{port: {tin}, size: {size}, idle_timeout_s: 1.0}}
+          - id: generator
+            kind: live.generator
+            params: {{model: {model}, device: {device}, threads: {threads}}}
+            inputs: {{landmarks: {{from: net/landmarks, policy: latest, queue: 1}}}}
+          - id: out
+            kind: live.msgpack_out
+            params: {{port: {tout}}}
+            inputs: {{rgbd: {{from: generator/rgbd, policy: latest, queue: 1}}}}
+        """))
+    ctx = mp.get_context("spawn")
+    ready, phase_start, sent = ctx.Event(), ctx.Value("d", 0.0), ctx.Value("i", 0)
+    frames: list = []
+    stop = threading.Event()
+    client = threading.Thread(target=receive, args=(tout, frames, ready, stop), daemon=True)
+    client.start()
+    proc = ctx.Process(target=sender, args=(tin, rate, seconds, size, ready, phase_start, sent))
+    proc.start()
+    res = run_graph(str(graph), backend="local")
+    proc.join(30)
+    stop.set()
+    client.join(10)
+    t0 = phase_start.value
+    measured = [f for f in frames if f[1] is not None and f[1] >= t0]
+    stats = [json.loads(line) for line in Path(res.run_log).read_text().splitlines()]
+    final = [r for r in stats if r.get("name") == "live.stats" and r.get("final")]
+    final = final[0] if final else {}
+    return {"rate_hz": rate, "seconds": seconds, "sent": int(sent.value), "received": len(measured),
+            "achieved_fps": round(len(measured) / seconds, 2),
+            "latency_ms_sender_to_client": pct([(r - s) * 1000.0 for r, s, _ in measured]),
+            "latency_ms_graph": final.get("latency_ms"), "generator_ms": final.get("generator_ms"),
+            "skipped_by_latest": final.get("skipped")}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", help="exported generator (dir or generator.ts.pt); default: random weights")
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--ngf", type=int, default=64)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch CPU threads for both the loop and the graph (1: steadiest on a shared machine; 0 = torch default)")
+    ap.add_argument("--rates", default="30,60,90")
+    ap.add_argument("--seconds", type=float, default=5.0, help="streaming time per rate")
+    ap.add_argument("--quick", action="store_true", help="64 px, ngf 8, 3 s per rate")
+    a = ap.parse_args()
+    if a.quick:
+        a.size, a.ngf, a.seconds = 64, 8, 3.0
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        os.chdir(work)  # run logs of store-less graphs go to ./data_store/runs
+        model = a.model
+        if model is None:
+            import torch
+
+            from facesynth.model.export import export_generator
+            from facesynth.model.generator import UNetGenerator
+
+            torch.manual_seed(0)
+            model = str(export_generator(UNetGenerator(a.size, a.ngf).eval(), work / "model",
+                                         {"d0_mm": 600.0, "face_depth_mm": 80.0, "crop_mm": 200.0}, onnx=False))
+        import torch
+
+        direct = direct_loop(model, a.device, min(a.seconds, 5.0), a.threads)
+        runs = [run_rate(model, a.device, a.threads, a.size, float(r), a.seconds, work) for r in a.rates.split(",")]
+        for r in runs:
+            g = (r["latency_ms_graph"] or {}).get("p50")
+            r["overhead_ratio"] = round(g / direct["ms"]["p50"], 3) if g else None
+            r["fps_vs_possible"] = round(r["achieved_fps"] / min(r["rate_hz"], direct["max_fps"]), 3)
+        out = {"benchmark": "live", "device": a.device, "size": a.size, "ngf": a.ngf, "model": a.model or "random",
+               "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(), "direct": direct, "graph": runs,
+               "target": "GPU: 90 fps at 256 px, p99 latency < 11 ms"}
+    print(json.dumps(out, indent=2))
+    print(f"{'rate':>6} {'fps':>7} {'p50 ms':>8} {'p99 ms':>8} {'gen ms':>7} {'ratio':>6}", file=sys.stderr)
+    for r in runs:
+        lat = r["latency_ms_graph"] or {}
+        print(f"{r['rate_hz']:>6.0f} {r['achieved_fps']:>7.1f} {lat.get('p50')!s:>8} {lat.get('p99')!s:>8} "
+              f"{r['generator_ms']!s:>7} {r['overhead_ratio']!s:>6}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
