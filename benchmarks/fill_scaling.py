@@ -38,6 +38,20 @@ from facesynth.vision.realdepth import face_like_crops, load_all, realdata_root 
 GRAPH = ROOT / "graphs" / "fill_cluster.yaml"
 RAY = str(Path(sys.executable).with_name("ray"))
 
+# Ray 2.60's `ray start --address` refuses to join a head on this machine unless
+# RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1, and that same switch makes the new node advertise and
+# bind the machine's public IP. This runs the same `ray start` entry point with only the refusal
+# lifted (in the CLI module), so the second node stays on 127.0.0.1 like the head.
+RAY_START_LOOPBACK = """
+import sys, types
+import ray._private.ray_constants as rc
+from ray.scripts import scripts
+scripts.ray_constants = types.SimpleNamespace(**{k: getattr(rc, k) for k in dir(rc) if not k.startswith("__")})
+scripts.ray_constants.ENABLE_RAY_CLUSTER = True
+sys.argv = ["ray", *sys.argv[1:]]
+scripts.main()
+"""
+
 
 def build_store(path: Path, frames: int, size: int, chunk: int, seed: int = 0) -> None:
     """crop/color, /depth, /mask, /ok as face.crop writes them, from real depth frames."""
@@ -81,6 +95,30 @@ def run(store: Path, chunk: int, replicas: int | str, address: str | None = None
     return out, FrameStore.open(store, "r").read("fill/depth").copy()
 
 
+def run_cli(store: Path, chunk: int, cluster: "LoopbackCluster") -> tuple[dict, np.ndarray]:
+    """`facesynth graph run graphs/fill_cluster.yaml --address ...` in a fresh process, as a user runs it."""
+    reset_fill(store)
+    cmd = [str(Path(sys.executable).with_name("facesynth")), "graph", "run", str(GRAPH), "--quiet",
+           "--address", cluster.address, "--set", f"store.path={store}", "--set", f"store.chunk_frames={chunk}"]
+    probe = ("import ray, json; ray.init(address=%r, configure_logging=False, log_to_driver=False); "
+             "print(json.dumps(sum(1 for n in ray.nodes() if n['Alive'])))" % cluster.address)
+    nodes = json.loads(subprocess.run([sys.executable, "-c", probe], env=cluster.env, capture_output=True,
+                                      text=True, timeout=120).stdout.strip().splitlines()[-1])
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, env=cluster.env, capture_output=True, text=True, timeout=600)
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
+    summary = json.loads(p.stdout.strip().splitlines()[-1])
+    fps, frames = fill_rate(Path(summary["run_log"]))
+    stats = [json.loads(x) for x in Path(summary["run_log"]).read_text().splitlines() if '"type":"stats"' in x]
+    reps = stats[-1]["nodes"]["fill"]["replicas"] if stats else None
+    out = {"replicas": reps, "frames": frames, "frames_per_s": round(fps, 1), "wall_s": round(wall, 2),
+           "status": summary["status"], "nodes": nodes, "address": cluster.address,
+           "command": "facesynth graph run graphs/fill_cluster.yaml --address ADDR --set store.path=..."}
+    return out, FrameStore.open(store, "r").read("fill/depth").copy()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -100,40 +138,37 @@ class LoopbackCluster:
         self.port = _free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16),
-                        RAY_USAGE_STATS_ENABLED="0", RAY_worker_niceness="0")
-        self._saved: dict[str, str | None] = {}
+                        RAY_USAGE_STATS_ENABLED="0", RAY_worker_niceness="0",
+                        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")  # every socket on loopback
 
-    def _ray(self, *args: str, extra_env: dict | None = None) -> None:
-        env = dict(self.env, **(extra_env or {}))
-        p = subprocess.run([RAY, *args], env=env, capture_output=True, text=True, timeout=180)
+    def _ray(self, *args: str, cli: list[str] | None = None) -> None:
+        p = subprocess.run([*(cli or [RAY]), *args], env=self.env, capture_output=True, text=True, timeout=120)
         if p.returncode != 0:
             raise RuntimeError(f"ray {' '.join(args)} failed:\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
 
     def __enter__(self) -> "LoopbackCluster":
-        self._ray("start", "--head", f"--port={self.port}", "--node-ip-address=127.0.0.1",
-                  f"--num-cpus={self.cpus}", "--include-dashboard=false", f"--dashboard-port={_free_port()}",
-                  f"--temp-dir={self.tmp}", "--disable-usage-stats",
-                  extra_env={"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"})
-        # a second node on the same loopback address: Ray refuses this unless told it is intended
-        self._ray("start", f"--address={self.address}", "--node-ip-address=127.0.0.1", f"--num-cpus={self.cpus}",
-                  extra_env={"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"})
-        for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN"):  # the driver authenticates with the same token
-            self._saved[k] = os.environ.get(k)
-            os.environ[k] = self.env[k]
+        try:
+            self._ray("start", "--head", f"--port={self.port}", "--node-ip-address=127.0.0.1",
+                      f"--num-cpus={self.cpus}", "--include-dashboard=false", f"--temp-dir={self.tmp}",
+                      "--disable-usage-stats")
+            self._ray("start", f"--address={self.address}", "--node-ip-address=127.0.0.1",
+                      f"--num-cpus={self.cpus}", f"--temp-dir={self.tmp}",
+                      cli=[sys.executable, "-c", RAY_START_LOOPBACK])
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
         import psutil
 
-        for k, v in self._saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        me = psutil.Process()
+        skip = {me.pid, *(p.pid for p in me.parents())}
+
         mine: dict[int, psutil.Process] = {}
         for p in psutil.process_iter(["pid", "cmdline"]):
             try:
-                if str(self.tmp) in " ".join(p.info["cmdline"] or []):
+                if p.pid not in skip and str(self.tmp) in " ".join(p.info["cmdline"] or []):
                     mine[p.pid] = p
                     for ch in p.children(recursive=True):
                         mine[ch.pid] = ch
@@ -179,13 +214,8 @@ def main(argv: list[str] | None = None) -> int:
             runs[name]["same_result"] = bool(np.array_equal(got, ref))
         if not args.no_cluster:
             with LoopbackCluster(cpus_per_node=1) as cl:
-                import ray
-
-                runs["cluster_2_nodes"], got = run(store, args.chunk, "auto", address=cl.address)
+                runs["cluster_2_nodes"], got = run_cli(store, args.chunk, cl)
                 runs["cluster_2_nodes"]["same_result"] = bool(np.array_equal(got, ref))
-                runs["cluster_2_nodes"]["address"] = cl.address
-                if ray.is_initialized():
-                    ray.shutdown()
         base = runs["embedded_1_replica"]["frames_per_s"]
         result = {"benchmark": "fill_scaling", "frames": frames, "size": args.size, "chunk_frames": args.chunk,
                   "cpus_here": os.cpu_count(), "runs": runs,

@@ -79,7 +79,8 @@ class _LiveSource(Node):
 
     def counts(self) -> dict:
         return {"received": self.received, "accepted": self.accepted, "drops": self.drops,
-                "reasons": dict(self.reasons), "superseded": self.superseded}
+                "reasons": dict(self.reasons), "superseded": self.superseded,
+                "connections": getattr(self, "connections", None)}
 
     async def produce(self) -> AsyncIterator[Output]:
         p = self.params
@@ -97,12 +98,13 @@ class _LiveSource(Node):
                 if (p.duration_s and now - t_start >= p.duration_s) or (
                         p.idle_timeout_s and last_ok is not None and now - last_ok >= p.idle_timeout_s):
                     return
+                if now >= next_report:
+                    self.ctx.report("live.input", **self.counts())
+                    next_report = now + p.report_every_s
+                    continue
                 try:
                     pts, t_recv, t_sender = await asyncio.wait_for(self._q().get(), max(1e-3, min(limits)))
                 except asyncio.TimeoutError:
-                    if time.monotonic() >= next_report:
-                        self.ctx.report("live.input", **self.counts())
-                        next_report = time.monotonic() + p.report_every_s
                     continue
                 last_ok = time.monotonic()
                 self.accepted += 1

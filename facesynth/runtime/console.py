@@ -22,6 +22,7 @@ class ConsoleProgress:
         self.period_s = period_s
         self._last = 0.0
         self.tty = self.out.isatty()
+        self._train = ""  # latest training position, shown on the status line
 
     def __call__(self, rec: dict) -> None:
         kind = rec.get("type")
@@ -31,6 +32,7 @@ class ConsoleProgress:
                 return
             self._last = now
             line = f"[{rec['elapsed_s']:6.1f}s] " + " | ".join(_fmt_node(n, s) for n, s in rec["nodes"].items())
+            line += self._train
             if self.tty:
                 self.out.write("\r\x1b[2K" + line[: 400])
             else:
@@ -38,6 +40,10 @@ class ConsoleProgress:
         elif kind == "error":
             self.out.write(("\n" if self.tty else "") + f"error in {rec['node']} on {rec['chunk']}: {rec['error']}"
                            + (" (fatal)" if rec.get("fatal") else f" (restart {rec['restart']})") + "\n")
+        elif kind == "event" and rec.get("name") == "train.step":
+            losses = " ".join(f"{k}={v:.3g}" for k, v in (rec.get("losses") or {}).items() if isinstance(v, (int, float)))
+            self._train = (f" | training epoch {rec.get('epoch')}/{rec.get('epochs')} "
+                           f"step {rec.get('step')}/{rec.get('steps')} {losses}")
         elif kind == "event" and rec.get("name") in ("train.epoch", "live.stats", "capture.rejects"):
             data = {k: v for k, v in rec.items() if k not in ("type", "t", "name", "replica")}
             self.out.write(("\n" if self.tty else "") + f"{rec['name']}: {data}\n")

@@ -91,11 +91,11 @@ def test_killed_replica_loses_nothing_and_writes_nothing_twice(tmp_path):
     from facesynth.runtime.supervisor import Supervisor
 
     store_path = tmp_path / "ds.zarr"
-    c, ok = make_store(store_path, frames=64, size=128, chunk=4, skip_chunk=None)
+    c, ok = make_store(store_path, frames=32, size=96, chunk=2, skip_chunk=None)
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     backend = RayBackend()
     try:
-        sup = Supervisor(load_graph(str(GRAPH), overrides(store_path)), backend)
+        sup = Supervisor(load_graph(str(GRAPH), overrides(store_path, chunk=2)), backend)
         killed: list[int] = []
 
         async def killer():

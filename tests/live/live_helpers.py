@@ -2,6 +2,7 @@
 and the expected frame computed directly (TorchScript + drawing + mask), not through the nodes."""
 from __future__ import annotations
 
+import functools
 import json
 import socket
 import threading
@@ -37,6 +38,15 @@ def landmark_sets(n: int, seed: int = 0) -> np.ndarray:
     return rng.uniform(6.0, SIZE - 6.0, size=(n, 70, 2)).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=4)
+def _load(path: str):
+    import torch
+
+    with warnings.catch_warnings():  # TorchScript is deprecated upstream but is the shipped format
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(path).eval()
+
+
 def expected_rgbd(model_dir: Path, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """rgb uint8 and depth uint16 (0.1 mm) straight from the traced generator."""
     import torch
@@ -45,11 +55,9 @@ def expected_rgbd(model_dir: Path, points: np.ndarray) -> tuple[np.ndarray, np.n
     from facesynth.vision.depth_norm import unit_to_mm
     from facesynth.vision.drawing import draw_landmarks
 
-    with warnings.catch_warnings():  # TorchScript is deprecated upstream but is the shipped format
-        warnings.simplefilter("ignore", DeprecationWarning)
-        module = torch.jit.load(str(model_dir / "generator.ts.pt")).eval()
+    module = _load(str(model_dir / "generator.ts.pt"))
     x = torch.from_numpy(draw_landmarks(points, SIZE)[None, None])
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.jit.optimized_execution(False):  # no slow profiling runs
         y = apply_background_mask(module(x).numpy()[0], channel_axis=0)
     rgb = np.clip(np.rint((y[:3].transpose(1, 2, 0) + 1.0) * 127.5), 0, 255).astype(np.uint8)
     mm = unit_to_mm(y[3], META["d0_mm"], META["face_depth_mm"])
@@ -89,6 +97,8 @@ class FrameClient(threading.Thread):
             with sock:
                 while data := sock.recv(1 << 20):
                     self.frames.extend(lp.decode_frame(b) for b in dec.feed(data))
+        except ConnectionResetError:  # the server went away while we connected: the stream ended
+            pass
         except BaseException as exc:  # reported by the test
             self.error = exc
 

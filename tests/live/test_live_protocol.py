@@ -133,3 +133,22 @@ def test_rgbd_frame_roundtrip_with_points(pts):
     assert ro.points_xyzrgb(rgb, depth * 0.1, {"d0_mm": 600.0}) is None  # no crop size: no metric xy
     with pytest.raises(lp.ProtocolError):
         lp.decode_frame(data[:-10])
+
+
+def test_shipped_live_graph_is_valid_and_never_queues_stale_frames():
+    from pathlib import Path
+
+    from facesynth.graph.checks import load_graph
+    from facesynth.runtime.plan import build_plan
+
+    path = Path(__file__).resolve().parents[2] / "graphs" / "live_inference.yaml"
+    loaded = load_graph(str(path))
+    plan = build_plan(loaded.spec, 2)
+    assert {n.spec.kind for n in plan.nodes.values()} == {
+        "live.osc_in", "live.msgpack_in", "live.generator", "live.msgpack_out"}
+    assert [(e.src, e.dst) for e in plan.edges] == [
+        ("osc/landmarks", "generator/landmarks"), ("net/landmarks", "generator/landmarks"),
+        ("generator/rgbd", "out/rgbd")]
+    assert all(e.policy == "latest" and e.bound == 1 for e in plan.edges)
+    hosts = {n.spec.params.get("host") for n in plan.nodes.values() if "host" in n.spec.params}
+    assert hosts == {"127.0.0.1"}

@@ -14,7 +14,9 @@ pytestmark = pytest.mark.ray
 
 
 def test_live_graph_on_ray_streams_exact_frames(tmp_path, monkeypatch):
-    pytest.importorskip("ray")  # actors take seconds to start here: the source waits, then streams 8 s
+    # `block` edges here (the local tests cover `latest`): actors start in seconds on a busy machine,
+    # and backpressure makes every landmark set reach the output however long that takes
+    pytest.importorskip("ray")
     monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     monkeypatch.chdir(tmp_path)
     model = export_tiny_model(tmp_path / "model")
@@ -25,14 +27,14 @@ def test_live_graph_on_ray_streams_exact_frames(tmp_path, monkeypatch):
     graph.write_text(textwrap.dedent(f"""\
         version: 1
         name: live_ray
-        defaults: {{queue: 1, policy: latest}}
+        defaults: {{queue: 2, policy: block}}
         nodes:
           - id: src
             kind: live.landmarks_file
-            params: {{npy: {tmp_path / 'lm.npy'}, rate_hz: 30, frames: 240, loop: true, start_delay_s: 5}}
+            params: {{npy: {tmp_path / 'lm.npy'}, rate_hz: 30, frames: 60, loop: true}}
           - id: gen
             kind: live.generator
-            params: {{model: {model}, threads: 1}}
+            params: {{model: {model}, threads: 1, warmup: 1}}
             inputs: {{landmarks: src/landmarks}}
           - id: out
             kind: live.msgpack_out
@@ -55,4 +57,4 @@ def test_live_graph_on_ray_streams_exact_frames(tmp_path, monkeypatch):
         np.testing.assert_array_equal(f["rgb"], rgb)
         np.testing.assert_array_equal(f["depth"], depth)
     final = [e for e in events(result["r"].run_log, "live.stats") if e.get("final")][0]
-    assert final["frames"] + final["skipped"] <= 240 and final["frames"] >= len(client.frames)
+    assert final["frames"] == 60 and final["skipped"] == 0 and final["frames"] >= len(client.frames)
