@@ -190,10 +190,10 @@ class LoopbackCluster:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--frames", type=int, default=256)
+    ap.add_argument("--frames", type=int, default=96)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--chunk", type=int, default=8)
-    ap.add_argument("--quick", action="store_true", help="96 frames")
+    ap.add_argument("--quick", action="store_true", help="48 frames")
     ap.add_argument("--no-cluster", action="store_true", help="skip the 2-node ray start cluster")
     args = ap.parse_args(argv)
     if not (realdata_root() / "nyu_tum_sun_redwood_open3d").is_dir():
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    frames = 96 if args.quick else args.frames
+    frames = 48 if args.quick else args.frames
     work = Path(tempfile.mkdtemp(prefix="fill_scaling_"))
     store = work / "ds.zarr"
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import sys
 
 from facesynth.graph.checks import load_graph
 
@@ -36,25 +37,34 @@ def _sigterm_as_interrupt() -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from facesynth.runtime.api import run_graph
-    from facesynth.runtime.console import ConsoleProgress
-
     loaded = load_graph(args.file, args.overrides)  # invalid graphs fail before Ray starts
     _sigterm_as_interrupt()
     backend = "local" if args.local else "ray"
-    if args.tui:
-        from facesynth.tui.launch import run_with_dashboard
-
-        result = run_with_dashboard(loaded, backend=backend, address=args.address, restart=args.restart)
-    else:
-        progress = None if args.quiet else ConsoleProgress()
-        result = run_graph(loaded, backend=backend, address=args.address, restart=args.restart, on_record=progress)
+    try:
+        result = _run(args, loaded, backend)
+    except KeyboardInterrupt:
+        if loaded.spec.store is None:  # a live graph: stopping it is how it ends
+            print("stopped", file=sys.stderr)
+            return 0
+        raise
     summary = {"status": result.status, "store": result.store, "run_log": str(result.run_log)}
     finals = {k: v for k, v in result.sink.items() if all(isinstance(x, (dict, str, int, float)) for x in v)}
     if finals:
         summary["outputs"] = finals
     print(json.dumps(summary, default=str))
     return 0 if result.status == "ok" else 1
+
+
+def _run(args: argparse.Namespace, loaded, backend: str):
+    from facesynth.runtime.api import run_graph
+    from facesynth.runtime.console import ConsoleProgress
+
+    if args.tui:
+        from facesynth.tui.launch import run_with_dashboard
+
+        return run_with_dashboard(loaded, backend=backend, address=args.address, restart=args.restart)
+    progress = None if args.quiet else ConsoleProgress()
+    return run_graph(loaded, backend=backend, address=args.address, restart=args.restart, on_record=progress)
 
 
 def cmd_nodes(args: argparse.Namespace) -> int:

@@ -135,5 +135,5 @@ def load_pairs(store, split: int, size: int | None = None, frames: np.ndarray | 
         depth=torch.from_numpy((np.stack(deps) if deps else np.zeros((0, 1, s, s), np.float32))
                                .astype(np.float16)),
         face=torch.from_numpy(np.stack(faces) if faces else np.zeros((0, 1, s, s), bool)),
-        frames=idx, norm={**norm, "size": size},
+        frames=idx, norm={**norm, "size": size, "crop_size": crop_size},
     )

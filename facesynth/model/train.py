@@ -210,7 +210,8 @@ class Trainer:
         steps = math.ceil(len(train) / cfg.batch_size)
         total = cfg.total_epochs
         last_log, status = 0.0, "done"
-        result: dict = {}
+        last = self.history[-1] if self.history else {}
+        result: dict = {"eval": last.get("eval", {}), "baseline": last.get("baseline", {})}
         while self.epoch < total:
             lr = self._set_lr()
             perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed * 100003 + self.epoch))

@@ -13,7 +13,6 @@ import asyncio
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from pydantic import Field

@@ -52,6 +52,14 @@ class NodeHost:
     async def ping(self) -> int:
         return os.getpid()
 
+    async def setup(self) -> dict:
+        """Set the node up now (live nodes open their sockets and load models at run start)."""
+        try:
+            await self._ensure()
+            return {"ok": True, "outputs": []}
+        except Exception as exc:
+            return _failure(exc)
+
     async def restart(self) -> dict:
         """Drop the node instance (after a failure) and set up a fresh one."""
         old, self.node, self._gen = self.node, None, None

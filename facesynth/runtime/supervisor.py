@@ -143,7 +143,7 @@ class Supervisor:
     async def _route(self, pn: PlannedNode, outputs: list[tuple]) -> None:
         for port, item, _key in outputs:
             edges = self.plan.consumers.get((pn.id, port), [])
-            if not edges:
+            if not edges and not pn.cls.live:  # live outputs nobody reads would pile up here
                 self.sink.setdefault(pn.id, []).append(item)
             for edge in edges:
                 await self.plan.inbox_of[edge.dst.split("/", 1)[0]].put(edge, item)
@@ -244,6 +244,19 @@ class Supervisor:
         if wait:
             await asyncio.gather(*self._draining.values(), return_exceptions=True)
 
+    async def _setup_live_nodes(self) -> None:
+        """Live nodes open sockets and load models before the first item: fail fast, listen early."""
+        live = [(pn, h) for pn in self.plan.nodes.values() if pn.cls.live for h in pn.handles]
+        await asyncio.gather(*(self._call(pn, h, "setup", chunk="setup") for pn, h in live))
+
+    async def _close_all(self) -> None:
+        """After a failure or interruption: let every replica release sockets and report last events."""
+        calls = [self.backend.call(h, "close") for pn in self.plan.nodes.values() for h in pn.handles]
+        try:
+            await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), timeout=10)
+        except asyncio.TimeoutError:
+            pass
+
     # ---- the run ------------------------------------------------------------------------
     async def run(self) -> RunResult:
         self._prepare_store()
@@ -257,8 +270,10 @@ class Supervisor:
         self._start_replicas()
         stats_task = asyncio.create_task(self._stats_loop())
         status, error = "ok", None
-        tasks = [asyncio.create_task(self._run_node(pn), name=pn.id) for pn in self.plan.nodes.values()]
+        tasks: list[asyncio.Task] = []
         try:
+            await self._setup_live_nodes()
+            tasks = [asyncio.create_task(self._run_node(pn), name=pn.id) for pn in self.plan.nodes.values()]
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for t in done:
                 if t.exception() is not None:
@@ -274,6 +289,8 @@ class Supervisor:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if status != "ok":
+                await self._close_all()
             stats_task.cancel()
             await asyncio.gather(stats_task, return_exceptions=True)
             try:

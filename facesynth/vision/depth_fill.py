@@ -33,18 +33,46 @@ METHODS = ("guided", "pushpull", "nearest")
 
 
 # ---- region ------------------------------------------------------------------------------
+@numba.njit(cache=True, nogil=True)
+def _open_to_border(outside):
+    """Pixels of `outside` 4-connected to the image border (flood fill from the border)."""
+    h, w = outside.shape
+    seen = np.zeros((h, w), np.bool_)
+    stack = np.empty(h * w, np.int64)
+    top = 0
+    for y in range(h):
+        for x in (0, w - 1):
+            if outside[y, x] and not seen[y, x]:
+                seen[y, x] = True
+                stack[top] = y * w + x
+                top += 1
+    for x in range(w):
+        for y in (0, h - 1):
+            if outside[y, x] and not seen[y, x]:
+                seen[y, x] = True
+                stack[top] = y * w + x
+                top += 1
+    while top > 0:
+        top -= 1
+        y = stack[top] // w
+        x = stack[top] % w
+        for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+            yy = y + dy
+            xx = x + dx
+            if 0 <= yy < h and 0 <= xx < w and outside[yy, xx] and not seen[yy, xx]:
+                seen[yy, xx] = True
+                stack[top] = yy * w + xx
+                top += 1
+    return seen
+
+
 def close_holes(inside: np.ndarray, close_px: int = 15) -> np.ndarray:
-    """`inside` plus the gaps it encloses: components of ~inside not touching the border, and
+    """`inside` plus the gaps it encloses: pixels of ~inside not connected to the border, and
     what a morphological closing of `close_px` bridges (gaps at the outline)."""
-    inside = np.asarray(inside, bool)
-    out_mask = (~inside).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(out_mask, connectivity=4)
-    h, w = inside.shape
-    x, y, bw, bh = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3]
-    enclosed = ~((x == 0) | (y == 0) | (x + bw >= w) | (y + bh >= h))
-    enclosed[0] = False  # label 0 is `inside` itself
-    region = inside | enclosed[labels]
-    if close_px > 1:
+    inside = np.ascontiguousarray(inside, dtype=bool)
+    open_ = _open_to_border(~inside)
+    region = ~open_
+    if close_px > 1 and open_.any():
         # pad with background: OpenCV's erosion treats pixels beyond the border as inside
         k = cv2.getStructuringElement(cv2.MORPH_RECT, (close_px, close_px))
         padded = cv2.copyMakeBorder(inside.view(np.uint8), close_px, close_px, close_px, close_px,
@@ -145,10 +173,13 @@ def _plane_fill(depth, src, guide, ys, xs, radius0, min_samples, color_lut, max_
     us = np.empty(cap, np.float64); vs = np.empty(cap, np.float64)
     ds = np.empty(cap, np.float64); wb = np.empty(cap, np.float64); ws = np.empty(cap, np.float64)
     order = np.empty(cap, np.int64)
+    gc = np.empty(nch, np.int64)
     out = np.zeros(ys.shape[0], np.float32)
     for i in range(ys.shape[0]):
         y = ys[i]
         x = xs[i]
+        for c in range(nch):
+            gc[c] = guide[y, x, c]
         step = 1
         n = 0
         while True:
@@ -164,7 +195,7 @@ def _plane_fill(depth, src, guide, ys, xs, radius0, min_samples, color_lut, max_
                         continue
                     c2 = 0
                     for c in range(nch):
-                        t = int(guide[yy, xx, c]) - int(guide[y, x, c])
+                        t = int(guide[yy, xx, c]) - gc[c]
                         c2 += t * t
                     if c2 >= nlut:  # another colour: still a sample, with the table's floor weight
                         c2 = nlut - 1
@@ -177,6 +208,14 @@ def _plane_fill(depth, src, guide, ys, xs, radius0, min_samples, color_lut, max_
                 break
             step *= 2
         if n == 0:
+            continue
+        lo = ds[0]
+        hi = ds[0]
+        for k in range(1, n):
+            lo = min(lo, ds[k])
+            hi = max(hi, ds[k])
+        if hi - lo <= 0.5 * (rel_sigma * lo + 2.0):
+            out[i] = _fit(us, vs, ds, wb, n, plane)  # one smooth surface: no outliers to reject
             continue
         est = _weighted_median(ds, wb, n, order)
         for _ in range(irls):
@@ -280,12 +319,3 @@ def fill_depth(depth: np.ndarray, color: np.ndarray | None = None, mask: np.ndar
         return fill_nearest(d, mask, **kw)  # type: ignore[arg-type]
     raise ValueError(f"unknown fill method {method!r}; known: {', '.join(METHODS)}")
 
-
-def fill_frames(depth: np.ndarray, color: np.ndarray | None = None, mask: np.ndarray | None = None,
-                method: Method = "guided", **kw: object) -> np.ndarray:
-    """fill_depth over a stack of frames (N, H, W)."""
-    out = np.empty_like(np.asarray(depth))
-    for i in range(len(out)):
-        out[i] = fill_depth(depth[i], None if color is None else color[i], None if mask is None else mask[i],
-                            method, **kw)
-    return out

@@ -48,7 +48,7 @@ def check_landmarks(values: Any, size: int | None = None, margin: float = 1.0) -
     """
     try:
         arr = np.asarray(values, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ProtocolError("wrong_type", f"landmarks are not numbers ({exc})") from None
     if arr.size != N_FLOATS:
         raise ProtocolError("wrong_length", f"expected {N_FLOATS} landmark values, got {arr.size}")

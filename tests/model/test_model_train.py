@@ -133,7 +133,9 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path):
         assert torch.allclose(v.float(), again.G.state_dict()[k].float(), atol=1e-5), k
     # a finished run, rerun, trains no further; another architecture may not continue it
     done = Trainer(_cfg(), tmp_path / "cut")
-    assert done.resume() and done.fit(train, ev)["step"] == 6
+    assert done.resume()
+    rerun = done.fit(train, ev)
+    assert rerun["step"] == 6 and rerun["eval"] == res2["eval"]
     with pytest.raises(InputDataError, match="ngf"):
         Trainer(TrainConfig(size=64, ngf=16, ndf=8, lpips=False, device="cpu"), tmp_path / "cut").resume()
 
