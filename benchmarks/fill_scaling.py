@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs["cluster_2_nodes"]["same_result"] = bool(np.array_equal(got, ref))
         base = runs["embedded_1_replica"]["frames_per_s"]
         result = {"benchmark": "fill_scaling", "frames": frames, "size": args.size, "chunk_frames": args.chunk,
-                  "cpus_here": os.cpu_count(), "runs": runs,
+                  "cpus_here": os.cpu_count(), "load_avg_1m_at_end": round(os.getloadavg()[0], 2), "runs": runs,
                   "speedup_vs_1_replica": {k: round(v["frames_per_s"] / max(base, 1e-9), 2) for k, v in runs.items()}}
         print(json.dumps(result, indent=2))
         return 0 if all(r["status"] == "ok" and r["same_result"] for r in runs.values()) else 1

@@ -37,6 +37,8 @@ def _sigterm_as_interrupt() -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.store:
+        args.overrides.append(f"store.path={args.store}")
     loaded = load_graph(args.file, args.overrides)  # invalid graphs fail before Ray starts
     _sigterm_as_interrupt()
     backend = "local" if args.local else "ray"
@@ -103,6 +105,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_show)
     p = gsub.add_parser("run", help="run a graph (embedded Ray by default)")
     _add_graph_args(p)
+    p.add_argument("--store", help="store path (same as --set store.path=PATH)")
     p.add_argument("--address", help="join an existing Ray cluster (e.g. 127.0.0.1:6379) instead of embedded Ray")
     p.add_argument("--local", action="store_true", help="run in this process without Ray (debugging)")
     p.add_argument("--restart", action="store_true", help="start over: delete the store's frames and progress")

