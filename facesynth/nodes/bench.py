@@ -50,6 +50,10 @@ class BenchFrames(Node):
     outputs = {"frames": "ChunkRef of group 'bench'"}
     max_replicas = 1
 
+    def _render(self, store, ref: ChunkRef) -> None:
+        p = self.params
+        store.write("bench/frames", ref.start, bench_frames(ref.start, ref.stop, p.height, p.width, p.seed))
+
     async def produce(self) -> AsyncIterator[Output]:
         p = self.params
         store = self.ctx.store()
@@ -59,8 +63,7 @@ class BenchFrames(Node):
         for start in range(0, p.frames, cf):
             ref = ChunkRef("bench", start, min(start + cf, p.frames))
             if ref.key not in self.ctx.done:
-                data = await self.run_blocking(bench_frames, ref.start, ref.stop, p.height, p.width, p.seed)
-                store.write("bench/frames", ref.start, data)
+                await self.run_blocking(self._render, store, ref)
             yield Output("frames", ref, key=ref.key)
 
 
@@ -90,19 +93,21 @@ class BenchPassthrough(Node):
     async def setup(self) -> None:
         self.store = self.ctx.store()
 
-    async def process(self, port: str, item: ChunkRef) -> list[Output]:
-        p = self.params
-        store = self.store
+    def _work(self, item: ChunkRef) -> None:
+        """Read, blur, write: all store I/O off the event loop, like the compute."""
+        store, group = self.store, self.ctx.node_id
         src = store.read(f"{item.group}/frames", item.start, item.stop)
         cap = store.array(f"{item.group}/frames").shape
+        store.ensure_array(f"{group}/frames", cap[0], cap[1:], np.uint8)
+        store.write(f"{group}/frames", item.start, bench_work(src, self.params.passes))
+
+    async def process(self, port: str, item: ChunkRef) -> list[Output]:
+        p = self.params
         if item.start in p.fail_once_on and self._fault_once("fail", item.start):
             raise RuntimeError(f"injected failure on chunk {item.key}")
         if item.start in p.die_once_on and self._fault_once("die", item.start):
             os._exit(1)  # a killed worker: no clean-up, no exception
         if p.delay_ms:
             await asyncio.sleep(p.delay_ms / 1000.0)
-        out = await self.run_blocking(bench_work, src, p.passes)
-        group = self.ctx.node_id
-        store.ensure_array(f"{group}/frames", cap[0], cap[1:], np.uint8)
-        store.write(f"{group}/frames", item.start, out)
-        return [Output("frames", ChunkRef(group, item.start, item.stop))]
+        await self.run_blocking(self._work, item)
+        return [Output("frames", ChunkRef(self.ctx.node_id, item.start, item.stop))]
