@@ -42,6 +42,14 @@ def get(kind: str) -> type[Node] | None:
     return kinds().get(kind)
 
 
+def load(kind: str, module: str | None = None) -> type[Node] | None:
+    """The class of `kind`, importing only `module` when given (a worker process then skips
+    the heavy imports of every other node kind), else every node module."""
+    if module is not None and kind not in _KINDS:
+        importlib.import_module(module)
+    return _KINDS.get(kind) or get(kind)
+
+
 def suggest(kind: str) -> str | None:
     """The closest known kind name, for 'did you mean' hints."""
     close = difflib.get_close_matches(kind, list(kinds()), n=1, cutoff=0.5)

@@ -30,8 +30,8 @@ class LocalBackend:
         return os.cpu_count() or 1
 
     def create(self, kind: str, params: dict, ctx: NodeContext, cpus: float | None, gpus: float,
-               max_restarts: int, spread: bool) -> NodeHost:
-        return NodeHost(kind, params, ctx)
+               max_restarts: int, spread: bool, module: str | None = None) -> NodeHost:
+        return NodeHost(kind, params, ctx, module)
 
     async def call(self, host: NodeHost, method: str, *args: Any) -> Any:
         return await getattr(host, method)(*args)
@@ -67,7 +67,7 @@ class RayBackend:
         return max(1, int(self.ray.cluster_resources().get("CPU", 1)))
 
     def create(self, kind: str, params: dict, ctx: NodeContext, cpus: float | None, gpus: float,
-               max_restarts: int, spread: bool) -> Any:
+               max_restarts: int, spread: bool, module: str | None = None) -> Any:
         opts: dict[str, Any] = dict(max_restarts=max_restarts, max_task_retries=0, max_concurrency=8)
         if cpus is not None:
             opts["num_cpus"] = cpus
@@ -75,7 +75,7 @@ class RayBackend:
             opts["num_gpus"] = gpus
         if spread:
             opts["scheduling_strategy"] = "SPREAD"
-        return self._actor_cls.options(**opts).remote(kind, params, ctx)
+        return self._actor_cls.options(**opts).remote(kind, params, ctx, module)
 
     async def call(self, handle: Any, method: str, *args: Any) -> Any:
         from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError

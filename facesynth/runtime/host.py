@@ -27,8 +27,9 @@ def _failure(exc: BaseException) -> dict:
 class NodeHost:
     """Owns one Node instance; (re)creates it on demand and forwards runtime calls."""
 
-    def __init__(self, kind: str, params: dict, ctx: NodeContext):
+    def __init__(self, kind: str, params: dict, ctx: NodeContext, module: str | None = None):
         self.kind = kind
+        self.module = module  # the node's module: import just that one in a worker
         self.params = params
         self.ctx = ctx
         self.ctx.reporter = self._collect
@@ -41,7 +42,7 @@ class NodeHost:
 
     async def _ensure(self) -> Node:
         if self.node is None:
-            cls = registry.get(self.kind)
+            cls = registry.load(self.kind, self.module)
             if cls is None:
                 raise KeyError(f"unknown node kind '{self.kind}'")
             node = cls(cls.Params.model_validate(self.params), self.ctx)

@@ -115,7 +115,7 @@ class Supervisor:
                                   graph_name=self.spec.name, restart=self.restart, done=pn.done)
                 pn.handles.append(self.backend.create(
                     pn.spec.kind, pn.spec.params, ctx, pn.spec.resources.cpus if "cpus" in pn.spec.resources.model_fields_set else None,
-                    pn.spec.resources.gpus, pn.max_restarts, spread=pn.replicas > 1))
+                    pn.spec.resources.gpus, pn.max_restarts, spread=pn.replicas > 1, module=pn.cls.__module__))
 
     # ---- calls with retry -------------------------------------------------------------
     async def _call(self, pn: PlannedNode, handle: Any, method: str, *args: Any, chunk: str = "-") -> dict:
