@@ -15,20 +15,25 @@ def make_backend(backend: str = "ray", address: str | None = None) -> Any:
     return RayBackend(address)
 
 
+def new_supervisor(loaded: LoadedGraph, be: Any, *, restart: bool = False,
+                   on_record: Callable[[dict], None] | None = None) -> Supervisor:
+    """A supervisor for `loaded` on backend `be`; on Ray its records also go to the metrics actor."""
+    metrics = None
+    if be.name == "ray":
+        from facesynth.runtime.runlog import metrics_actor
+
+        metrics = metrics_actor(be.ray)
+    return Supervisor(loaded, be, restart=restart, on_record=on_record, metrics=metrics)
+
+
 def run_graph(graph: str | LoadedGraph, *, overrides: list[str] | None = None, backend: str = "ray",
               address: str | None = None, restart: bool = False,
               on_record: Callable[[dict], None] | None = None, shutdown: bool = True) -> RunResult:
     """Check and run a graph to completion; raise GraphError / RunError on failure."""
     loaded = graph if isinstance(graph, LoadedGraph) else load_graph(graph, overrides)
     be = make_backend(backend, address)
-    metrics = None
-    if backend == "ray":
-        from facesynth.runtime.runlog import metrics_actor
-
-        metrics = metrics_actor(be.ray)
     try:
-        sup = Supervisor(loaded, be, restart=restart, on_record=on_record, metrics=metrics)
-        return asyncio.run(sup.run())
+        return asyncio.run(new_supervisor(loaded, be, restart=restart, on_record=on_record).run())
     finally:
         if shutdown:
             be.shutdown()

@@ -45,6 +45,14 @@ class Edge:
     def port(self) -> str:
         return self.dst.split("/", 1)[1]
 
+    @property
+    def src_node(self) -> str:
+        return self.src.split("/", 1)[0]
+
+    @property
+    def dst_node(self) -> str:
+        return self.dst.split("/", 1)[0]
+
 
 class NodeInbox:
     """All edges into one node; replicas of the node take items from it in turn."""

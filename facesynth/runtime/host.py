@@ -78,9 +78,7 @@ class NodeHost:
     async def process(self, port: str, item: Any) -> dict:
         try:
             node = await self._ensure()
-            t0 = time.perf_counter()
-            outputs = _pack(await node.process(port, item))
-            return {"ok": True, "outputs": outputs, "node_s": time.perf_counter() - t0}
+            return {"ok": True, "outputs": _pack(await node.process(port, item))}
         except Exception as exc:
             return _failure(exc)
 
@@ -90,12 +88,11 @@ class NodeHost:
             node = await self._ensure()
             if self._gen is None:
                 self._gen = node.produce().__aiter__()
-            t0 = time.perf_counter()
             try:
                 out = await self._gen.__anext__()
             except StopAsyncIteration:
                 return {"ok": True, "end": True, "outputs": []}
-            return {"ok": True, "outputs": _pack([out]), "node_s": time.perf_counter() - t0}
+            return {"ok": True, "outputs": _pack([out])}
         except Exception as exc:
             return _failure(exc)
 

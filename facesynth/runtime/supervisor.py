@@ -146,7 +146,7 @@ class Supervisor:
             if not edges and not pn.cls.live:  # live outputs nobody reads would pile up here
                 self.sink.setdefault(pn.id, []).append(item)
             for edge in edges:
-                await self.plan.inbox_of[edge.dst.split("/", 1)[0]].put(edge, item)
+                await self.plan.inbox_of[edge.dst_node].put(edge, item)
 
     def _mark(self, pn: PlannedNode, key: str | None, outputs: list[tuple]) -> None:
         if key is None or self.progress is None or not pn.recorded or key in pn.done:
@@ -208,11 +208,11 @@ class Supervisor:
         for (src, _port), edges in self.plan.consumers.items():
             if src == pn.id:
                 for edge in edges:
-                    await self.plan.inbox_of[edge.dst.split("/", 1)[0]].close(edge)
+                    await self.plan.inbox_of[edge.dst_node].close(edge)
         pn.stats.state, pn.stats.ended = "done", time.time()
         for other in self.plan.nodes.values():  # downstream totals follow what really came
             if other.stats.total is None and other.inbox and all(
-                    self.plan.nodes[e.src.split('/')[0]].stats.state == "done" for e in other.inbox.edges):
+                    self.plan.nodes[e.src_node].stats.state == "done" for e in other.inbox.edges):
                 other.stats.total = sum(e.stats.sent for e in other.inbox.edges)
 
     async def _stats_loop(self) -> None:

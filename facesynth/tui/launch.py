@@ -35,8 +35,8 @@ class _Forwarding(QueueSource):
 class _Runner:
     """The supervisor on its own loop in a thread; `cancel()` stops it the way Ctrl-C would."""
 
-    def __init__(self, loaded: Any, backend: Any, restart: bool, on_record: Any, metrics: Any):
-        self.args = (loaded, backend, restart, on_record, metrics)
+    def __init__(self, supervisor: Any):
+        self.supervisor = supervisor
         self.result: Any = None
         self.error: BaseException | None = None
         self.done = threading.Event()
@@ -44,13 +44,9 @@ class _Runner:
         self._task: asyncio.Task | None = None
 
     def run(self) -> None:
-        from facesynth.runtime.supervisor import Supervisor
-
-        loaded, backend, restart, on_record, metrics = self.args
         loop = asyncio.new_event_loop()
         try:
-            sup = Supervisor(loaded, backend, restart=restart, on_record=on_record, metrics=metrics)
-            self._task = loop.create_task(sup.run())
+            self._task = loop.create_task(self.supervisor.run())
             self._loop = loop
             self.result = loop.run_until_complete(self._task)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
@@ -80,7 +76,7 @@ def run_with_dashboard(loaded: Any, *, backend: str = "ray", address: str | None
     like it does without --tui (run_end "interrupted", progress kept) and raises
     KeyboardInterrupt. A run failure is raised after the terminal is restored, as run_graph does.
     """
-    from facesynth.runtime.api import make_backend, run_graph
+    from facesynth.runtime.api import make_backend, new_supervisor, run_graph
 
     if not headless and not (sys.__stderr__ is not None and sys.__stderr__.isatty()):
         from facesynth.runtime.console import ConsoleProgress
@@ -88,13 +84,8 @@ def run_with_dashboard(loaded: Any, *, backend: str = "ray", address: str | None
         print("--tui needs a terminal (Textual draws on stderr); showing plain progress", file=sys.stderr)
         return run_graph(loaded, backend=backend, address=address, restart=restart, on_record=ConsoleProgress())
     be = make_backend(backend, address)
-    metrics = None
-    if backend == "ray":
-        from facesynth.runtime.runlog import metrics_actor
-
-        metrics = metrics_actor(be.ray)
     source = _Forwarding(loaded.spec.name)
-    runner = _Runner(loaded, be, restart, source, metrics)
+    runner = _Runner(new_supervisor(loaded, be, restart=restart, on_record=source))
     thread = threading.Thread(target=runner.run, name="facesynth-run", daemon=True)
     app = Dashboard(source, poll_s=poll_s, exit_on_end=True, linger_s=linger_s, until=runner.done)
     old_term = _on_sigterm(app.request_interrupt)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import expected_blur2
+from spine_helpers import expected_blur2
 
 from facesynth.errors import RunError
 from facesynth.runtime.api import run_graph

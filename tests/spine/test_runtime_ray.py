@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import expected_blur2
+from spine_helpers import expected_blur2
 
 from facesynth.runtime.api import run_graph
 from facesynth.store.frame_store import FrameStore
