@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import nn
 
-BACKGROUND_UNIT = -0.995  # depth at or below this is background (see vision/depth_norm.py)
+from facesynth.vision.depth_norm import BACKGROUND_UNIT, mask_background
 
 
 def num_downs_for(size: int) -> int:
@@ -99,6 +98,4 @@ def apply_background_mask(out, threshold: float = BACKGROUND_UNIT, channel_axis:
     if isinstance(out, torch.Tensor):
         depth = out.narrow(channel_axis, out.shape[channel_axis] - 1, 1)
         return torch.where(depth <= threshold, torch.full_like(out, -1.0), out)
-    arr = np.asarray(out)
-    depth = np.take(arr, [arr.shape[channel_axis] - 1], axis=channel_axis)
-    return np.where(depth <= threshold, np.asarray(-1.0, arr.dtype), arr)
+    return mask_background(out, threshold, channel_axis)

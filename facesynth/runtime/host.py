@@ -3,9 +3,14 @@
 The host never raises into the supervisor: each call returns {"ok": True, "outputs": [...]}
 or {"ok": False, "error", "traceback"}, so both backends report failures the same way.
 Events a node reports (ctx.report) are buffered here and drained by the supervisor.
+
+The supervisor may send a replica its next item before the current one is done (that hides
+the call's round trip); a lock runs the node's calls one at a time, in the order they came.
+A source produces its next item while the supervisor routes the last one (one ahead).
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import traceback
@@ -35,6 +40,8 @@ class NodeHost:
         self.ctx.reporter = self._collect
         self.node: Node | None = None
         self._gen = None
+        self._ahead: asyncio.Future | None = None  # a source's next item, being produced
+        self._lock = asyncio.Lock()  # the node's calls run one at a time, first come first served
         self._events: list[dict] = []
 
     def _collect(self, name: str, data: dict) -> None:
@@ -53,57 +60,78 @@ class NodeHost:
     async def ping(self) -> int:
         return os.getpid()
 
+    def _drop_ahead(self) -> None:
+        if self._ahead is not None:
+            if self._ahead.done() and not self._ahead.cancelled():
+                self._ahead.exception()  # retrieved: a failure nobody asked for is not logged
+            self._ahead.cancel()
+            self._ahead = None
+
     async def setup(self) -> dict:
         """Set the node up now (live nodes open their sockets and load models at run start)."""
-        try:
-            await self._ensure()
-            return {"ok": True, "outputs": []}
-        except Exception as exc:
-            return _failure(exc)
+        async with self._lock:
+            try:
+                await self._ensure()
+                return {"ok": True, "outputs": []}
+            except Exception as exc:
+                return _failure(exc)
 
     async def restart(self) -> dict:
         """Drop the node instance (after a failure) and set up a fresh one."""
-        old, self.node, self._gen = self.node, None, None
-        if old is not None:
+        async with self._lock:
+            self._drop_ahead()
+            old, self.node, self._gen = self.node, None, None
+            if old is not None:
+                try:
+                    await old.close()
+                except Exception:  # the old instance is broken anyway
+                    pass
             try:
-                await old.close()
-            except Exception:  # the old instance is broken anyway
-                pass
-        try:
-            await self._ensure()
-            return {"ok": True, "outputs": []}
-        except Exception as exc:
-            return _failure(exc)
+                await self._ensure()
+                return {"ok": True, "outputs": []}
+            except Exception as exc:
+                return _failure(exc)
 
     async def process(self, port: str, item: Any) -> dict:
-        try:
-            node = await self._ensure()
-            return {"ok": True, "outputs": _pack(await node.process(port, item))}
-        except Exception as exc:
-            return _failure(exc)
+        async with self._lock:
+            try:
+                node = await self._ensure()
+                return {"ok": True, "outputs": _pack(await node.process(port, item))}
+            except Exception as exc:
+                return _failure(exc)
 
     async def next_item(self) -> dict:
-        """Sources: the next output, or {"ok": True, "end": True} when the stream ended."""
-        try:
-            node = await self._ensure()
-            if self._gen is None:
-                self._gen = node.produce().__aiter__()
+        """Sources: the next output, or {"ok": True, "end": True} when the stream ended.
+
+        Batch sources already start on the item after it; live sources do not read ahead
+        (a frame read early would wait here and arrive stale)."""
+        async with self._lock:
             try:
-                out = await self._gen.__anext__()
-            except StopAsyncIteration:
-                return {"ok": True, "end": True, "outputs": []}
-            return {"ok": True, "outputs": _pack([out])}
-        except Exception as exc:
-            return _failure(exc)
+                node = await self._ensure()
+                if self._gen is None:
+                    self._gen = node.produce().__aiter__()
+                nxt, self._ahead = self._ahead or asyncio.ensure_future(self._gen.__anext__()), None
+                try:
+                    out = await nxt
+                except StopAsyncIteration:
+                    return {"ok": True, "end": True, "outputs": []}
+                if not node.live:
+                    self._ahead = asyncio.ensure_future(self._gen.__anext__())
+                return {"ok": True, "outputs": _pack([out])}
+            except Exception as exc:
+                return _failure(exc)
 
     async def finish(self) -> dict:
-        try:
-            node = await self._ensure()
-            return {"ok": True, "outputs": _pack(await node.finish())}
-        except Exception as exc:
-            return _failure(exc)
+        async with self._lock:
+            try:
+                node = await self._ensure()
+                return {"ok": True, "outputs": _pack(await node.finish())}
+            except Exception as exc:
+                return _failure(exc)
 
     async def close(self) -> dict:
+        """Not behind the lock: it must reach a live source that is waiting for input."""
+        self._drop_ahead()
         try:
             if self.node is not None:
                 await self.node.close()

@@ -1,9 +1,10 @@
 """Runs a planned graph: dispatches items to replicas, retries, records progress, emits stats.
 
-The supervisor lives in the driver process. Edges are bounded inboxes here; replicas (Ray
-actors or in-process hosts) get one item at a time, so a slow consumer blocks its producer
-(backpressure). A failed item is retried on a restarted replica up to `max_restarts` times,
-then the run fails naming node, chunk and cause. Finished work units are appended to the
+The supervisor lives in the driver process. Edges are bounded inboxes here; a replica (Ray
+actor or in-process host) holds at most PIPELINE_DEPTH items (it works on one, the next is
+already on its way), so a slow consumer blocks its producer (backpressure). A failed item is
+retried on a restarted replica up to `max_restarts` times (runtime/calls.py), then the run
+fails naming node, chunk and cause. Finished work units are appended to the
 store's progress log, so a rerun skips them.
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -18,7 +20,8 @@ from typing import Any, Callable
 from facesynth.errors import RunError
 from facesynth.graph.checks import LoadedGraph
 from facesynth.nodes.base import ChunkRef, NodeContext
-from facesynth.runtime.backends import WorkerLost, wait_alive
+from facesynth.runtime.backends import WorkerLost
+from facesynth.runtime.calls import ReplicaCalls
 from facesynth.runtime.edges import EOS
 from facesynth.runtime.plan import Plan, PlannedNode, build_plan
 from facesynth.runtime.runlog import RunLog, run_log_dir
@@ -26,6 +29,7 @@ from facesynth.store.frame_store import FrameStore
 from facesynth.store.progress import Progress
 
 STATS_PERIOD_S = 0.5
+PIPELINE_DEPTH = 2  # items a batch replica holds at once; live replicas hold 1 (no frame waits behind another)
 
 
 def encode_outputs(outputs: list[tuple]) -> list[dict] | None:
@@ -70,6 +74,7 @@ class Supervisor:
         self._emitted: dict[str, set[str]] = {}
         self._t0 = time.time()
         self._draining: dict[tuple[str, int], asyncio.Task] = {}
+        self.calls = ReplicaCalls(backend, self._record)
 
     # ---- records --------------------------------------------------------------------
     def _record(self, rec: dict) -> None:
@@ -117,29 +122,6 @@ class Supervisor:
                     pn.spec.kind, pn.spec.params, ctx, pn.spec.resources.cpus if "cpus" in pn.spec.resources.model_fields_set else None,
                     pn.spec.resources.gpus, pn.max_restarts, spread=pn.replicas > 1, module=pn.cls.__module__))
 
-    # ---- calls with retry -------------------------------------------------------------
-    async def _call(self, pn: PlannedNode, handle: Any, method: str, *args: Any, chunk: str = "-") -> dict:
-        attempts = 0
-        while True:
-            try:
-                res = await self.backend.call(handle, method, *args)
-            except WorkerLost as exc:
-                res = {"ok": False, "error": f"worker lost: {exc}", "traceback": "", "lost": True}
-            if res.get("ok"):
-                return res
-            attempts += 1
-            pn.stats.errors += 1
-            fatal = attempts > pn.max_restarts or not res.get("retryable", True)
-            self._record({"type": "error", "node": pn.id, "chunk": chunk, "error": res["error"],
-                          "traceback": res.get("traceback", ""), "restart": attempts, "fatal": fatal})
-            if fatal:
-                raise RunError(pn.id, chunk, res["error"], res.get("traceback", ""))
-            pn.stats.restarts += 1
-            if res.get("lost"):
-                await wait_alive(self.backend, handle)
-            else:
-                await self.backend.call(handle, "restart")
-
     async def _route(self, pn: PlannedNode, outputs: list[tuple]) -> None:
         for port, item, _key in outputs:
             edges = self.plan.consumers.get((pn.id, port), [])
@@ -161,7 +143,7 @@ class Supervisor:
         emitted = self._emitted.setdefault(pn.id, set())
         while True:
             t0 = time.perf_counter()
-            res = await self._call(pn, handle, "next_item", chunk="next")
+            res = await self.calls.call(pn, handle, "next_item", chunk="next")
             if res.get("end"):
                 return
             pn.stats.busy_s += time.perf_counter() - t0
@@ -177,23 +159,47 @@ class Supervisor:
                 await self._route(pn, [out])
 
     async def _consumer_worker(self, pn: PlannedNode, handle: Any) -> None:
+        """Feed one replica from the node's inbox, the next item sent before the last is back;
+        results are recorded and routed in the order the items came."""
         assert pn.inbox is not None
-        while True:
-            port, item = await pn.inbox.get()
-            if item is EOS:
-                return
-            key = item.key if isinstance(item, ChunkRef) else None
-            if key is not None and key in pn.done and pn.recorded:
-                pn.stats.skipped += 1
-                pn.stats.items += 1
-                await self._route(pn, decode_outputs(pn.done[key]))
-                continue
-            t0 = time.perf_counter()
-            res = await self._call(pn, handle, "process", port, item, chunk=key or type(item).__name__)
-            pn.stats.busy_s += time.perf_counter() - t0
+        depth = 1 if pn.cls.live else PIPELINE_DEPTH
+        pending: deque[tuple[str, Any, str | None, int, float, asyncio.Future]] = deque()
+        last_back = 0.0
+
+        async def settle_oldest() -> None:
+            nonlocal last_back
+            port, item, key, epoch, sent_at, fut = pending.popleft()
+            chunk = key or type(item).__name__
+            res = await self.calls.settle(pn, handle, await fut, epoch, "process", (port, item), chunk)
+            now = time.perf_counter()
+            pn.stats.busy_s += now - max(sent_at, last_back)  # time with at least one item out
+            last_back = now
             pn.stats.items += 1
             self._mark(pn, key, res["outputs"])
             await self._route(pn, res["outputs"])
+
+        try:
+            while True:
+                port, item = await pn.inbox.get()
+                if item is EOS:
+                    break
+                key = item.key if isinstance(item, ChunkRef) else None
+                if key is not None and key in pn.done and pn.recorded:
+                    while pending:
+                        await settle_oldest()
+                    pn.stats.skipped += 1
+                    pn.stats.items += 1
+                    await self._route(pn, decode_outputs(pn.done[key]))
+                    continue
+                fut = asyncio.ensure_future(self.calls.send(handle, "process", port, item))
+                pending.append((port, item, key, self.calls.epoch(handle), time.perf_counter(), fut))
+                if len(pending) >= depth:
+                    await settle_oldest()
+            while pending:
+                await settle_oldest()
+        finally:
+            for *_, fut in pending:
+                fut.cancel()
 
     async def _run_node(self, pn: PlannedNode) -> None:
         pn.stats.state, pn.stats.started = "running", time.time()
@@ -201,7 +207,7 @@ class Supervisor:
         await asyncio.gather(*(worker(pn, h) for h in pn.handles))
         pn.stats.state = "finishing"
         for h in pn.handles:
-            res = await self._call(pn, h, "finish", chunk="finish")
+            res = await self.calls.call(pn, h, "finish", chunk="finish")
             await self._route(pn, res["outputs"])
         for h in pn.handles:
             await self.backend.call(h, "close")
@@ -247,7 +253,7 @@ class Supervisor:
     async def _setup_live_nodes(self) -> None:
         """Live nodes open sockets and load models before the first item: fail fast, listen early."""
         live = [(pn, h) for pn in self.plan.nodes.values() if pn.cls.live for h in pn.handles]
-        await asyncio.gather(*(self._call(pn, h, "setup", chunk="setup") for pn, h in live))
+        await asyncio.gather(*(self.calls.call(pn, h, "setup", chunk="setup") for pn, h in live))
 
     async def _close_all(self) -> None:
         """After a failure or interruption: let every replica release sockets and report last events."""

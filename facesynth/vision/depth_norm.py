@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 NEAR_MM = 20.0  # how far in front of the nose-tip depth the range starts
+BACKGROUND_UNIT = -0.995  # a network depth at or below this is background
 
 
 def depth_range(d0_mm: float, face_depth_mm: float = 80.0) -> tuple[float, float]:
@@ -37,9 +38,16 @@ def mm_to_unit(depth_mm: np.ndarray, d0_mm: float, face_depth_mm: float = 80.0,
 
 
 def unit_to_mm(unit: np.ndarray, d0_mm: float, face_depth_mm: float = 80.0,
-               background: float = -0.995) -> np.ndarray:
+               background: float = BACKGROUND_UNIT) -> np.ndarray:
     """Network depth in [-1, 1] -> float32 mm; values at or below `background` -> 0 (no point)."""
     near, far = depth_range(d0_mm, face_depth_mm)
     u = np.asarray(unit, dtype=np.float32)
     mm = near + (u + 1.0) * 0.5 * (far - near)
     return np.where(u > background, mm, 0.0).astype(np.float32)
+
+
+def mask_background(out: np.ndarray, threshold: float = BACKGROUND_UNIT, channel_axis: int = -3) -> np.ndarray:
+    """Every channel -1 where the depth channel (the last along `channel_axis`) is background."""
+    arr = np.asarray(out)
+    depth = np.take(arr, [arr.shape[channel_axis] - 1], axis=channel_axis)
+    return np.where(depth <= threshold, np.asarray(-1.0, arr.dtype), arr)

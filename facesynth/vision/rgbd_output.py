@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from facesynth.model.generator import BACKGROUND_UNIT, apply_background_mask
 from facesynth.vision.crop import Normalisation
-from facesynth.vision.depth_norm import unit_to_mm
+from facesynth.vision.depth_norm import BACKGROUND_UNIT, mask_background, unit_to_mm
 from facesynth.vision.drawing import draw_landmarks
 from facesynth.vision.point_cloud import crop_points
 
@@ -31,7 +30,7 @@ def masked_output(raw: np.ndarray) -> np.ndarray:
         out = out[0]
     if out.ndim != 3 or out.shape[0] != 4:
         raise ValueError(f"expected a (4, S, S) RGBD output, got {out.shape}")
-    return apply_background_mask(out, BACKGROUND_UNIT, channel_axis=0)
+    return mask_background(out, BACKGROUND_UNIT, channel_axis=0)
 
 
 def depth_params(meta: dict) -> tuple[float, float, bool]:
