@@ -42,23 +42,29 @@ class ReplicaCalls:
         """Retry `method(*args)`, sent at `epoch`, until it succeeds or its retries are spent."""
         attempts = 0
         while not res.get("ok"):
-            if self.epoch(handle) != epoch:  # failed along with a replica that was restarted since
-                if res.get("lost"):
-                    await wait_alive(self.backend, handle)
-            else:
-                attempts += 1
-                pn.stats.errors += 1
-                fatal = attempts > pn.max_restarts or not res.get("retryable", True)
-                self.record({"type": "error", "node": pn.id, "chunk": chunk, "error": res["error"],
-                             "traceback": res.get("traceback", ""), "restart": attempts, "fatal": fatal})
-                if fatal:
-                    raise RunError(pn.id, chunk, res["error"], res.get("traceback", ""))
-                pn.stats.restarts += 1
-                self._epochs[id(handle)] = epoch + 1
-                if res.get("lost"):
-                    await wait_alive(self.backend, handle)
-                else:
-                    await self.send(handle, "restart")
+            attempts += await self.recover(pn, handle, res, epoch, chunk, attempts + 1)
             epoch = self.epoch(handle)
             res = await self.send(handle, method, *args)
         return res
+
+    async def recover(self, pn: Any, handle: Any, res: dict, epoch: int, chunk: str, attempt: int) -> bool:
+        """After call `res` (sent at `epoch`) failed: make the replica usable again. Charges
+        `chunk` with the error and the restart (True), or not when the replica was restarted
+        since the call was sent (False); raises RunError when `attempt` is past the limit."""
+        if self.epoch(handle) != epoch:
+            if res.get("lost"):
+                await wait_alive(self.backend, handle)
+            return False
+        pn.stats.errors += 1
+        fatal = attempt > pn.max_restarts or not res.get("retryable", True)
+        self.record({"type": "error", "node": pn.id, "chunk": chunk, "error": res["error"],
+                     "traceback": res.get("traceback", ""), "restart": attempt, "fatal": fatal})
+        if fatal:
+            raise RunError(pn.id, chunk, res["error"], res.get("traceback", ""))
+        pn.stats.restarts += 1
+        self._epochs[id(handle)] = epoch + 1
+        if res.get("lost"):
+            await wait_alive(self.backend, handle)
+        else:
+            await self.send(handle, "restart")
+        return True

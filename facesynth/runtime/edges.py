@@ -90,16 +90,29 @@ class NodeInbox:
     def _ready(self) -> bool:
         return any(e.items for e in self.edges) or all(e.open_producers <= 0 for e in self.edges)
 
+    @property
+    def queued(self) -> int:
+        return sum(len(e.items) for e in self.edges)
+
     async def get(self) -> tuple[str, Any]:
-        """Next (port, item), fair across edges; (None, EOS) once every edge has ended and drained."""
+        """Next (port, item), fair across edges; ("", EOS) once every edge has ended and drained."""
+        batch = await self.get_batch(1)
+        return batch[0] if batch else ("", EOS)
+
+    async def get_batch(self, max_items: int) -> list[tuple[str, Any]]:
+        """Up to `max_items` (port, item) that are queued now (waits for one), taken in turn
+        across edges; [] once every edge has ended and drained."""
         async with self._cond:
             await self._cond.wait_for(self._ready)
+            batch: list[tuple[str, Any]] = []
             n = len(self.edges)
-            for k in range(n):
-                edge = self.edges[(self._rr + k) % n]
-                if edge.items:
-                    self._rr = (self._rr + k + 1) % n
-                    item = edge.items.popleft()
-                    self._cond.notify_all()
-                    return edge.port, item
-            return "", EOS
+            while len(batch) < max(1, max_items) and any(e.items for e in self.edges):
+                for k in range(n):
+                    edge = self.edges[(self._rr + k) % n]
+                    if edge.items:
+                        self._rr = (self._rr + k + 1) % n
+                        batch.append((edge.port, edge.items.popleft()))
+                        break
+            if batch:
+                self._cond.notify_all()
+            return batch

@@ -6,7 +6,7 @@ Events a node reports (ctx.report) are buffered here and drained by the supervis
 
 The supervisor may send a replica its next item before the current one is done (that hides
 the call's round trip); a lock runs the node's calls one at a time, in the order they came.
-A source produces its next item while the supervisor routes the last one (one ahead).
+A batch source keeps producing while the supervisor routes what it already handed over.
 """
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ from typing import Any
 
 from facesynth.nodes import registry
 from facesynth.nodes.base import Node, NodeContext, Output
+from facesynth.runtime.run_ahead import RunAhead
+
+AHEAD_ITEMS = 4  # a batch source's items produced ahead of the supervisor's asking
 
 
 def _pack(outputs: list[Output] | None) -> list[tuple[str, Any, str | None]]:
@@ -40,7 +43,7 @@ class NodeHost:
         self.ctx.reporter = self._collect
         self.node: Node | None = None
         self._gen = None
-        self._ahead: asyncio.Future | None = None  # a source's next item, being produced
+        self._ahead: RunAhead | None = None  # a batch source's items, produced ahead
         self._lock = asyncio.Lock()  # the node's calls run one at a time, first come first served
         self._events: list[dict] = []
 
@@ -62,8 +65,6 @@ class NodeHost:
 
     def _drop_ahead(self) -> None:
         if self._ahead is not None:
-            if self._ahead.done() and not self._ahead.cancelled():
-                self._ahead.exception()  # retrieved: a failure nobody asked for is not logged
             self._ahead.cancel()
             self._ahead = None
 
@@ -100,24 +101,38 @@ class NodeHost:
             except Exception as exc:
                 return _failure(exc)
 
-    async def next_item(self) -> dict:
-        """Sources: the next output, or {"ok": True, "end": True} when the stream ended.
+    async def process_batch(self, items: list[tuple[str, Any]]) -> dict:
+        """Several (port, item) in one call, in order; stops at the first that fails.
+        "results" holds the outputs of each item that succeeded, in order."""
+        async with self._lock:
+            results: list[list] = []
+            try:
+                node = await self._ensure()
+                for port, item in items:
+                    results.append(_pack(await node.process(port, item)))
+                return {"ok": True, "results": results}
+            except Exception as exc:
+                return {**_failure(exc), "results": results}
 
-        Batch sources already start on the item after it; live sources do not read ahead
-        (a frame read early would wait here and arrive stale)."""
+    async def next_items(self, max_items: int = 1) -> dict:
+        """Sources: the next outputs (at least one), or {"ok": True, "end": True} once the
+        stream ended. Batch sources run ahead (runtime/run_ahead.py) and hand over what is
+        ready; live sources do not read ahead (a frame read early would wait here, stale)."""
         async with self._lock:
             try:
                 node = await self._ensure()
-                if self._gen is None:
-                    self._gen = node.produce().__aiter__()
-                nxt, self._ahead = self._ahead or asyncio.ensure_future(self._gen.__anext__()), None
-                try:
-                    out = await nxt
-                except StopAsyncIteration:
-                    return {"ok": True, "end": True, "outputs": []}
-                if not node.live:
-                    self._ahead = asyncio.ensure_future(self._gen.__anext__())
-                return {"ok": True, "outputs": _pack([out])}
+                if node.live:
+                    if self._gen is None:
+                        self._gen = node.produce().__aiter__()
+                    try:
+                        outs = [await self._gen.__anext__()]
+                    except StopAsyncIteration:
+                        outs = []
+                else:
+                    if self._ahead is None:
+                        self._ahead = RunAhead(node.produce().__aiter__(), AHEAD_ITEMS)
+                    outs = await self._ahead.take(max_items)
+                return {"ok": True, "outputs": _pack(outs), "end": not outs}
             except Exception as exc:
                 return _failure(exc)
 

@@ -1,8 +1,8 @@
 """Runs a planned graph: dispatches items to replicas, retries, records progress, emits stats.
 
 The supervisor lives in the driver process. Edges are bounded inboxes here; a replica (Ray
-actor or in-process host) holds at most PIPELINE_DEPTH items (it works on one, the next is
-already on its way), so a slow consumer blocks its producer (backpressure). A failed item is
+actor or in-process host) holds a bounded number of items (runtime/feed.py: batched calls,
+two in flight), so a slow consumer blocks its producer (backpressure). A failed item is
 retried on a restarted replica up to `max_restarts` times (runtime/calls.py), then the run
 fails naming node, chunk and cause. Finished work units are appended to the
 store's progress log, so a rerun skips them.
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -22,14 +21,13 @@ from facesynth.graph.checks import LoadedGraph
 from facesynth.nodes.base import ChunkRef, NodeContext
 from facesynth.runtime.backends import WorkerLost
 from facesynth.runtime.calls import ReplicaCalls
-from facesynth.runtime.edges import EOS
+from facesynth.runtime.feed import MAX_BATCH, ReplicaFeeder
 from facesynth.runtime.plan import Plan, PlannedNode, build_plan
 from facesynth.runtime.runlog import RunLog, run_log_dir
 from facesynth.store.frame_store import FrameStore
 from facesynth.store.progress import Progress
 
 STATS_PERIOD_S = 0.5
-PIPELINE_DEPTH = 2  # items a batch replica holds at once; live replicas hold 1 (no frame waits behind another)
 
 
 def encode_outputs(outputs: list[tuple]) -> list[dict] | None:
@@ -143,7 +141,7 @@ class Supervisor:
         emitted = self._emitted.setdefault(pn.id, set())
         while True:
             t0 = time.perf_counter()
-            res = await self.calls.call(pn, handle, "next_item", chunk="next")
+            res = await self.calls.call(pn, handle, "next_items", 1 if pn.cls.live else MAX_BATCH, chunk="next")
             if res.get("end"):
                 return
             pn.stats.busy_s += time.perf_counter() - t0
@@ -159,47 +157,17 @@ class Supervisor:
                 await self._route(pn, [out])
 
     async def _consumer_worker(self, pn: PlannedNode, handle: Any) -> None:
-        """Feed one replica from the node's inbox, the next item sent before the last is back;
-        results are recorded and routed in the order the items came."""
-        assert pn.inbox is not None
-        depth = 1 if pn.cls.live else PIPELINE_DEPTH
-        pending: deque[tuple[str, Any, str | None, int, float, asyncio.Future]] = deque()
-        last_back = 0.0
-
-        async def settle_oldest() -> None:
-            nonlocal last_back
-            port, item, key, epoch, sent_at, fut = pending.popleft()
-            chunk = key or type(item).__name__
-            res = await self.calls.settle(pn, handle, await fut, epoch, "process", (port, item), chunk)
-            now = time.perf_counter()
-            pn.stats.busy_s += now - max(sent_at, last_back)  # time with at least one item out
-            last_back = now
+        async def done(key: str | None, outputs: list) -> None:
             pn.stats.items += 1
-            self._mark(pn, key, res["outputs"])
-            await self._route(pn, res["outputs"])
+            self._mark(pn, key, outputs)
+            await self._route(pn, outputs)
 
-        try:
-            while True:
-                port, item = await pn.inbox.get()
-                if item is EOS:
-                    break
-                key = item.key if isinstance(item, ChunkRef) else None
-                if key is not None and key in pn.done and pn.recorded:
-                    while pending:
-                        await settle_oldest()
-                    pn.stats.skipped += 1
-                    pn.stats.items += 1
-                    await self._route(pn, decode_outputs(pn.done[key]))
-                    continue
-                fut = asyncio.ensure_future(self.calls.send(handle, "process", port, item))
-                pending.append((port, item, key, self.calls.epoch(handle), time.perf_counter(), fut))
-                if len(pending) >= depth:
-                    await settle_oldest()
-            while pending:
-                await settle_oldest()
-        finally:
-            for *_, fut in pending:
-                fut.cancel()
+        async def skip(key: str) -> None:
+            pn.stats.skipped += 1
+            pn.stats.items += 1
+            await self._route(pn, decode_outputs(pn.done[key]))
+
+        await ReplicaFeeder(pn, handle, self.calls, done, skip).run()
 
     async def _run_node(self, pn: PlannedNode) -> None:
         pn.stats.state, pn.stats.started = "running", time.time()

@@ -15,7 +15,7 @@ from spine_helpers import expected_blur2
 
 from facesynth.errors import RunError
 from facesynth.runtime.api import run_graph
-from facesynth.runtime.supervisor import PIPELINE_DEPTH
+from facesynth.runtime.feed import MAX_BATCH, PIPELINE_DEPTH
 from facesynth.store.frame_store import FrameStore
 from facesynth.store.progress import Progress
 
@@ -45,9 +45,10 @@ def test_backpressure_bounds_in_flight_items(tmp_path, make_graph):
     assert edge["max_depth"] == bound          # the queue filled up to its bound ...
     assert edge["blocked_s"] > 0.2             # ... and the producer waited there
     assert len(seen) >= 3
-    for rec in seen:  # never more than bound + the source's next + the items in the consumer's hands
+    in_hands = PIPELINE_DEPTH * min(MAX_BATCH, bound)  # calls in flight, each a batch of queued items
+    for rec in seen:  # never more than the queue + the one the source is routing + the consumer's
         ahead = rec["nodes"]["src"]["items"] - rec["nodes"]["blur"]["items"]
-        assert ahead <= bound + 1 + PIPELINE_DEPTH, rec["nodes"]
+        assert ahead <= bound + 1 + in_hands, rec["nodes"]
         assert rec["edges"]["src/frames->blur/frames"]["depth"] <= bound
 
 

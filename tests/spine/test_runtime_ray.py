@@ -49,7 +49,8 @@ def test_killed_worker_is_restarted_and_nothing_is_lost_or_duplicated(tmp_path, 
     blur = res.stats["nodes"]["blur"]
     assert blur["restarts"] == 1 and blur["items"] == 6
     errors = [json.loads(x) for x in res.run_log.read_text().splitlines() if '"type":"error"' in x]
-    assert len(errors) == 1 and errors[0]["chunk"] == "bench:16-24" and "worker lost" in errors[0]["error"]
+    # a worker that dies holding a batch charges the loss to the batch's chunks together
+    assert len(errors) == 1 and "bench:16-24" in errors[0]["chunk"].split(",") and "worker lost" in errors[0]["error"]
     np.testing.assert_array_equal(FrameStore.open(tmp_path / "store.zarr", "r").read("blur2/frames"),
                                   expected_blur2(48))
     lines = (tmp_path / "store.zarr" / "_progress" / "blur.jsonl").read_text().splitlines()
