@@ -121,7 +121,18 @@ class LiveStats:
         self.source_drops: dict[str, int] = {}
         self.last_seq: dict[str, int] = {}
         self.skipped = 0  # landmark sets that never became a frame (superseded on a `latest` edge)
+        self.late = 0     # frames dropped because a newer one of their source had gone out
         self.client_drops = 0
+
+    def is_late(self, item: dict) -> bool:
+        """A frame older than one already sent for its source (generator replicas finish out
+        of order): sending it would make the client's face jump back in time."""
+        src, seq = str(item.get("source", "")), int(item.get("seq", 0))
+        return src in self.last_seq and seq <= self.last_seq[src]
+
+    def add_late(self) -> None:
+        self.late += 1
+        self.skipped = max(0, self.skipped - 1)  # counted as skipped when the newer one went out
 
     def add(self, item: dict, t_done: float) -> None:
         self.frames += 1
@@ -144,7 +155,7 @@ class LiveStats:
                 "latency_ms": {"min": round(float(lat.min()), 3) if len(lat) else None, "p50": pct(50), "p99": pct(99)},
                 "generator_ms": round(float(np.median(self.gen_ms)), 3) if self.gen_ms else None,
                 "drops": sum(self.source_drops.values()) + self.client_drops,
-                "bad_messages": dict(self.source_drops), "skipped": self.skipped,
+                "bad_messages": dict(self.source_drops), "skipped": self.skipped, "late": self.late,
                 "client_drops": self.client_drops}
 
 
@@ -203,6 +214,9 @@ class MsgpackOut(Node):
                                points=pts, extra=extra)
 
     async def process(self, port: str, item: dict) -> list[Output]:
+        if self.stats.is_late(item):
+            self.stats.add_late()
+            return []
         data = lp.frame_bytes(self.encode(item))
         for w in list(self.clients):
             if w.is_closing():

@@ -181,3 +181,29 @@ async def test_face_landmarks_from_a_real_face_video(tmp_path):
     assert pts[36:48, 1].mean() < pts[48:68, 1].mean()
     for pupil, eye in ((68, slice(36, 42)), (69, slice(42, 48))):
         assert pts[eye, 0].min() <= pts[pupil, 0] <= pts[eye, 0].max()
+
+
+async def test_msgpack_out_drops_frames_that_finish_after_a_newer_one():
+    """Two generator replicas can finish out of order: the older frame must not go out after."""
+    node, reports = make("live.msgpack_out", "out", port=0)
+    await node.setup()
+    host, port = node.bound
+    reader, writer = await asyncio.open_connection(host, port)
+    await asyncio.sleep(0.05)
+    rgb, depth = np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.uint16)
+
+    def frame(seq: int) -> dict:
+        return {"rgb": rgb, "depth": depth, "depth_unit_mm": 0.1, "seq": seq, "source": "net", "t_recv": 0.0,
+                "t_sender": None, "landmarks": np.zeros((70, 2), np.float32), "drops": 0, "gen_ms": 1.0}
+
+    for seq in (1, 3, 2, 4):
+        await node.process("rgbd", frame(seq))
+    got = []
+    for _ in range(3):
+        n = int.from_bytes(await asyncio.wait_for(reader.readexactly(4), 2), "big")
+        got.append(lp.decode_frame(await reader.readexactly(n))["seq"])
+    await node.close()
+    writer.close()
+    assert got == [1, 3, 4]
+    final = [d for name, d in reports if name == "live.stats" and d.get("final")][-1]
+    assert (final["frames"], final["late"], final["skipped"]) == (3, 1, 0)
