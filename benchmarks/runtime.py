@@ -6,7 +6,10 @@ edge. Prints JSON: frames/s of each (median of repeats, same run) and their rati
 
 On all cores the graph also runs its two nodes in parallel, which the loop cannot; `--cores 1`
 pins this process, and the Ray processes it starts, to one core, so the ratio there is the
-runtime's own cost (calls, routing, progress log) with no parallel gain to hide it.
+runtime's own cost (calls, routing, progress log) with no parallel gain to hide it. Both also
+report CPU time per frame, summed over this process and every process under it (Ray's daemons
+and workers): the runtime's cost whatever the cores, and less shaken by other tenants than
+wall time.
 
     .venv/bin/python benchmarks/runtime.py [--frames 4096] [--size 128] [--chunk 8] [--repeats 3] [--cores 1]
 """
@@ -24,10 +27,24 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 from facesynth.nodes.bench import bench_frames, bench_work
 from facesynth.runtime.api import run_graph
 from facesynth.store.frame_store import FrameStore
+
+
+def tree_cpu_s() -> float:
+    """CPU seconds of this process and every process under it, with the children they reaped."""
+    me = psutil.Process()
+    total = 0.0
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+        except psutil.Error:  # exited between the listing and the reading
+            pass
+    return total
 
 
 def plain_loop(path: Path, frames: int, size: int, chunk: int, passes: int) -> float:
@@ -44,14 +61,18 @@ def plain_loop(path: Path, frames: int, size: int, chunk: int, passes: int) -> f
     return time.perf_counter() - t0
 
 
-def steady_fps(samples: list[tuple[float, int]], frames: int, chunk: int) -> float:
-    """Frames/s once the pipeline runs: from the first stats sample where the last node has
-    finished a chunk to the end (leaves out starting the actors, which a long run amortises)."""
-    started = [(t, n) for t, n in samples if n > 0]
+def steady(samples: list[tuple[float, int, float]], frames: int, chunk: int) -> tuple[float, float]:
+    """(frames/s, CPU ms per frame) once the pipeline runs: from the first stats sample where
+    the last node has finished a chunk to the last one (leaves out starting the actors, which
+    a long run amortises)."""
+    started = [s for s in samples if s[1] > 0]
     if len(started) < 2:
-        return float("nan")
-    (t1, n1), (t2, n2) = started[0], started[-1]
-    return (min(n2 * chunk, frames) - n1 * chunk) / (t2 - t1) if t2 > t1 else float("nan")
+        return float("nan"), float("nan")
+    (t1, n1, c1), (t2, n2, c2) = started[0], started[-1]
+    done = min(n2 * chunk, frames) - n1 * chunk
+    if t2 <= t1 or done <= 0:
+        return float("nan"), float("nan")
+    return done / (t2 - t1), 1000.0 * (c2 - c1) / done
 
 
 def graph_file(tmp: Path, frames: int, size: int, chunk: int, passes: int) -> Path:
@@ -94,24 +115,31 @@ def main() -> int:
     if a.backend == "ray":
         ray.init(include_dashboard=False, namespace="facesynth", _node_ip_address="127.0.0.1",
                  configure_logging=False, log_to_driver=False)
-    loop_s, graph_s, steady = [], [], []
+    loop_s, graph_s, steady_fps, per_call = [], [], [], []
+    loop_cpu, graph_cpu, steady_cpu = [], [], []
     tmp = Path(tempfile.mkdtemp(prefix="fs_runtime_bench_"))
     try:
         for _ in range(a.repeats):
             for p in tmp.glob("*"):
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
+            c0 = tree_cpu_s()
             loop_s.append(plain_loop(tmp / "loop.zarr", a.frames, a.size, a.chunk, a.passes))
+            loop_cpu.append(1000.0 * (tree_cpu_s() - c0) / a.frames)
             g = graph_file(tmp, a.frames, a.size, a.chunk, a.passes)
-            samples: list[tuple[float, int]] = []
+            samples: list[tuple[float, int, float]] = []
 
             def sample(rec: dict) -> None:
                 if rec.get("type") == "stats":
-                    samples.append((time.perf_counter(), rec["nodes"]["blur"]["items"]))
+                    samples.append((time.perf_counter(), rec["nodes"]["blur"]["items"], tree_cpu_s()))
 
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), tree_cpu_s()
             res = run_graph(str(g), backend=a.backend, restart=True, shutdown=False, on_record=sample)
             graph_s.append(time.perf_counter() - t0)
-            steady.append(steady_fps(samples, a.frames, a.chunk))
+            graph_cpu.append(1000.0 * (tree_cpu_s() - c0) / a.frames)
+            fps, cpu = steady(samples, a.frames, a.chunk)
+            steady_fps.append(fps)
+            steady_cpu.append(cpu)
+            per_call.append({n: round(s["items"] / max(1, s["calls"]), 2) for n, s in res.stats["nodes"].items()})
             ref = FrameStore.open(tmp / "loop.zarr", "r").read("blur/frames")
             out = FrameStore.open(tmp / "graph.zarr", "r").read("blur/frames")
             assert np.array_equal(ref, out), "graph and loop results differ"
@@ -119,19 +147,23 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
         if a.backend == "ray":
             ray.shutdown()
-    loop_fps = a.frames / statistics.median(loop_s)
-    graph_fps = a.frames / statistics.median(graph_s)
+    med = statistics.median
+    loop_fps, graph_fps, graph_steady = a.frames / med(loop_s), a.frames / med(graph_s), med(steady_fps)
     result = {
         "benchmark": "runtime_passthrough", "backend": a.backend, "frames": a.frames, "size": a.size,
         "chunk_frames": a.chunk, "passes": a.passes, "repeats": a.repeats,
         "cores": len(os.sched_getaffinity(0)),
         "loop_fps_median": round(loop_fps, 1), "graph_fps_median": round(graph_fps, 1),
-        "graph_steady_fps_median": round(statistics.median(steady), 1),
+        "graph_steady_fps_median": round(graph_steady, 1),
         "graph_over_loop": round(graph_fps / loop_fps, 3),
-        "steady_over_loop": round(statistics.median(steady) / loop_fps, 3),
-        "overhead_pct": round(100.0 * (loop_fps / graph_fps - 1.0), 1),
-        "steady_overhead_pct": round(100.0 * (loop_fps / statistics.median(steady) - 1.0), 1),
-        "note": "graph_fps: whole run incl. starting the actors (~1-2 s here); steady: once chunks flow",
+        "steady_over_loop": round(graph_steady / loop_fps, 3),
+        "loop_cpu_ms_per_frame": round(med(loop_cpu), 3),
+        "graph_cpu_ms_per_frame": round(med(graph_cpu), 3),
+        "graph_steady_cpu_ms_per_frame": round(med(steady_cpu), 3),
+        "steady_cpu_overhead_pct": round(100.0 * (med(steady_cpu) / med(loop_cpu) - 1.0), 1),
+        "chunks_per_call": per_call[len(per_call) // 2],
+        "note": "graph: whole run incl. starting the actors (~1-2 s here); steady: once chunks flow; "
+                "cpu: this process and every process under it (Ray daemons and workers)",
     }
     print(json.dumps(result))
     return 0

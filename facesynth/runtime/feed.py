@@ -20,8 +20,8 @@ from facesynth.nodes.base import ChunkRef
 from facesynth.runtime.calls import ReplicaCalls
 
 PIPELINE_DEPTH = 2   # calls a batch replica has in flight
-MAX_BATCH = 4        # items per call at most
-CALL_WORK_S = 0.05   # aim: a call carries about this much of the node's work
+MAX_BATCH = 8        # items per call at most
+CALL_WORK_S = 0.1    # aim: a call carries about this much of the node's work
 
 Item = tuple[str, Any, "str | None"]  # (port, item, progress key)
 
@@ -96,7 +96,8 @@ class ReplicaFeeder:
                 sent.result.cancel()
 
     def _send(self, items: list[Item]) -> None:
-        fut = asyncio.ensure_future(self.calls.send(self.handle, "process_batch", [(p, i) for p, i, _k in items]))
+        self.pn.stats.calls += 1
+        fut = asyncio.ensure_future(self.calls.send(self.handle, "process_batch", pairs(items)))
         self.pending.append(Sent(items, self.calls.epoch(self.handle), time.perf_counter(), fut))
 
     async def _drain(self) -> None:
@@ -109,22 +110,36 @@ class ReplicaFeeder:
         now = time.perf_counter()
         self.pn.stats.busy_s += now - max(sent.at, self._last_back)  # time with a call out
         self._last_back = now
-        results = res.get("results", [])
-        for (_port, _item, key), outputs in zip(sent.items, results):
-            await self.done(key, outputs)
-        if res.get("ok"):
-            return
-        rest = sent.items[len(results):]
-        if res.get("lost") and len(rest) > 1:
-            # the worker died holding several items: which one killed it is unknown, so the
-            # loss is charged to all of them together, and each is then retried on its own
-            await self.calls.recover(self.pn, self.handle, res, sent.epoch, chunk_label(rest), 1)
-        else:  # rest[0] failed (or was the only one lost): retry it, charged to it
-            port, item, key = rest[0]
-            one = await self.calls.settle(self.pn, self.handle, res, sent.epoch, "process", (port, item),
-                                          chunk_label(rest[:1]))
+        await self._settle(sent.items, res, sent.epoch)
+
+    async def _settle(self, items: list[Item], res: dict, epoch: int) -> None:
+        """Record what succeeded; retry what failed, charged to the item that failed."""
+        pn, handle, calls = self.pn, self.handle, self.calls
+        while True:
+            results = res.get("results", [])
+            for (_port, _item, key), outputs in zip(items, results):
+                await self.done(key, outputs)
+            if res.get("ok"):
+                return
+            rest = items[len(results):]
+            if res.get("lost") and len(rest) > 1:
+                # the worker died holding several items: which one killed it is unknown, so the
+                # loss is charged to all of them together, and each is then retried on its own
+                await calls.recover(pn, handle, res, epoch, chunk_label(rest), 1)
+                for port, item, key in rest:
+                    one = await calls.call(pn, handle, "process", port, item, chunk=chunk_label([(port, item, key)]))
+                    await self.done(key, one["outputs"])
+                return
+            port, item, key = rest[0]  # it failed (or was the only one lost): retried, charged to it
+            one = await calls.settle(pn, handle, res, epoch, "process", (port, item), chunk_label(rest[:1]))
             await self.done(key, one["outputs"])
-            rest = rest[1:]
-        for port, item, key in rest:  # never run, or lost: sent again one at a time
-            one = await self.calls.call(self.pn, self.handle, "process", port, item, chunk=chunk_label([(port, item, key)]))
-            await self.done(key, one["outputs"])
+            items = rest[1:]  # never ran: sent again together
+            if not items:
+                return
+            pn.stats.calls += 1
+            epoch = calls.epoch(handle)
+            res = await calls.send(handle, "process_batch", pairs(items))
+
+
+def pairs(items: list[Item]) -> list[tuple[str, Any]]:
+    return [(port, item) for port, item, _key in items]

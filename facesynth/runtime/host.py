@@ -20,7 +20,7 @@ from facesynth.nodes import registry
 from facesynth.nodes.base import Node, NodeContext, Output
 from facesynth.runtime.run_ahead import RunAhead
 
-AHEAD_ITEMS = 4  # a batch source's items produced ahead of the supervisor's asking
+AHEAD_ITEMS = 8  # a batch source's items produced ahead of the supervisor's asking
 
 
 def _pack(outputs: list[Output] | None) -> list[tuple[str, Any, str | None]]:

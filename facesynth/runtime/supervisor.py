@@ -92,7 +92,7 @@ class Supervisor:
                 "state": s.state, "replicas": s.replicas, "items": s.items, "total": s.total,
                 "rate": round(s.items / span, 3) if span > 0 else 0.0, "busy_s": round(s.busy_s, 4),
                 "busy_pct": round(100.0 * s.busy_s / (span * s.replicas), 1) if span > 0 else 0.0,
-                "errors": s.errors, "restarts": s.restarts, "skipped": s.skipped,
+                "errors": s.errors, "restarts": s.restarts, "skipped": s.skipped, "calls": s.calls,
             }
         edges = {e.id: {"depth": e.depth, "bound": e.bound, "blocked_s": round(e.stats.blocked_s, 4),
                         "drops": e.stats.drops, "sent": e.stats.sent, "max_depth": e.stats.max_depth}
@@ -141,6 +141,7 @@ class Supervisor:
         emitted = self._emitted.setdefault(pn.id, set())
         while True:
             t0 = time.perf_counter()
+            pn.stats.calls += 1
             res = await self.calls.call(pn, handle, "next_items", 1 if pn.cls.live else MAX_BATCH, chunk="next")
             if res.get("end"):
                 return

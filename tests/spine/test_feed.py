@@ -11,10 +11,10 @@ from facesynth.errors import RunError
 from facesynth.graph.spec import NodeSpec
 from facesynth.nodes.base import ChunkRef, NodeContext
 from facesynth.nodes.bench import BenchPassthrough, bench_frames, bench_work
-from facesynth.runtime.backends import LocalBackend
+from facesynth.runtime.backends import LocalBackend, WorkerLost
 from facesynth.runtime.calls import ReplicaCalls
 from facesynth.runtime.edges import Edge, NodeInbox
-from facesynth.runtime.feed import MAX_BATCH, ReplicaFeeder, batch_size
+from facesynth.runtime.feed import CALL_WORK_S, MAX_BATCH, ReplicaFeeder, batch_size
 from facesynth.runtime.plan import PlannedNode
 from facesynth.runtime.run_ahead import RunAhead
 from facesynth.store.frame_store import FrameStore
@@ -22,26 +22,31 @@ from facesynth.store.frame_store import FrameStore
 
 def test_batch_size_amortises_light_nodes_only():
     assert batch_size(None, 8, 1, live=False) == 1          # nothing measured yet
-    assert batch_size(0.200, 8, 1, live=False) == 1         # a heavy node: one item per call
+    assert batch_size(CALL_WORK_S * 2, 8, 1, live=False) == 1  # a heavy node: one item per call
     assert batch_size(0.001, 8, 1, live=False) == MAX_BATCH  # a light one: as many as allowed
-    assert batch_size(0.020, 8, 1, live=False) == 2         # ~50 ms of work per call
+    assert batch_size(CALL_WORK_S / 2, 8, 1, live=False) == 2  # about CALL_WORK_S of work per call
     assert batch_size(0.001, 3, 1, live=False) == 3         # no more than is queued ...
-    assert batch_size(0.001, 4, 2, live=False) == 2         # ... and only this replica's share
+    assert batch_size(0.001, 6, 2, live=False) == 3         # ... and only this replica's share
     assert batch_size(0.001, 8, 1, live=True) == 1          # live: never a frame behind another
 
 
 class CountingBackend(LocalBackend):
-    """The in-process backend, counting the calls made per method."""
+    """The in-process backend, counting the calls made per method; `lose_first` makes the
+    first batch call fail as if the worker process had died holding it."""
 
-    def __init__(self) -> None:
+    def __init__(self, lose_first: bool = False) -> None:
         self.calls: dict[str, int] = {}
+        self.lose_first = lose_first
 
     async def call(self, host, method, *args):
         self.calls[method] = self.calls.get(method, 0) + 1
+        if method == "process_batch" and self.lose_first:
+            self.lose_first = False
+            raise WorkerLost("the worker died")
         return await super().call(host, method, *args)
 
 
-def fed_node(tmp_path: Path, chunks: int, params: dict, max_restarts: int = 3):
+def fed_node(tmp_path: Path, chunks: int, params: dict, max_restarts: int = 3, lose_first: bool = False):
     """A bench.passthrough replica in this process with `chunks` chunks of 8 frames queued."""
     store = FrameStore.create(tmp_path / "s.zarr", chunk_frames=8)
     store.ensure_array("bench/frames", 8 * chunks, (16, 16), np.uint8)
@@ -53,13 +58,13 @@ def fed_node(tmp_path: Path, chunks: int, params: dict, max_restarts: int = 3):
     pn.inbox = NodeInbox([edge])
     ctx = NodeContext(node_id="blur", kind=pn.spec.kind, replica=0, replicas=1, store_path=str(tmp_path / "s.zarr"),
                       chunk_frames=8, run_dir=str(tmp_path), graph_name="t", restart=False, done={})
-    backend = CountingBackend()
+    backend = CountingBackend(lose_first)
     host = backend.create(pn.spec.kind, params, ctx, None, 0, max_restarts, False)
     return pn, edge, backend, host
 
 
-async def feed(tmp_path: Path, chunks: int, params: dict, max_restarts: int = 3):
-    pn, edge, backend, host = fed_node(tmp_path, chunks, params, max_restarts)
+async def feed(tmp_path: Path, chunks: int, params: dict, max_restarts: int = 3, lose_first: bool = False):
+    pn, edge, backend, host = fed_node(tmp_path, chunks, params, max_restarts, lose_first)
     for c in range(chunks):
         await pn.inbox.put(edge, ChunkRef("bench", 8 * c, 8 * c + 8))
     await pn.inbox.close(edge)
@@ -83,11 +88,13 @@ async def feed(tmp_path: Path, chunks: int, params: dict, max_restarts: int = 3)
 
 
 async def test_items_go_in_batches_and_come_back_in_order(tmp_path):
-    pn, backend, finished, errors = await feed(tmp_path, 12, {})
-    assert finished == [f"bench:{8 * c}-{8 * c + 8}" for c in range(12)]
-    assert backend.calls == {"process_batch": 12 // MAX_BATCH, "close": 1} and errors == []
+    chunks = 3 * MAX_BATCH
+    pn, backend, finished, errors = await feed(tmp_path, chunks, {})
+    assert finished == [f"bench:{8 * c}-{8 * c + 8}" for c in range(chunks)]
+    assert backend.calls == {"process_batch": 3, "close": 1} and errors == []
+    assert pn.stats.calls == 3
     out = FrameStore.open(tmp_path / "s.zarr", "r").read("blur/frames")
-    np.testing.assert_array_equal(out, bench_work(bench_frames(0, 96, 16, 16, 0)))
+    np.testing.assert_array_equal(out, bench_work(bench_frames(0, 8 * chunks, 16, 16, 0)))
 
 
 async def test_a_failure_inside_a_batch_is_charged_to_its_own_chunk(tmp_path):
@@ -96,8 +103,18 @@ async def test_a_failure_inside_a_batch_is_charged_to_its_own_chunk(tmp_path):
     assert [e["chunk"] for e in errors] == ["bench:16-24"] and "injected failure" in errors[0]["error"]
     assert (pn.stats.errors, pn.stats.restarts) == (1, 1)
     assert backend.calls["restart"] == 1
-    # 16-24 retried on its own; 24-32, never run in the failed batch, sent again on its own
-    assert backend.calls["process"] == 2
+    # 16-24 retried on its own; the chunks after it, never run in the failed batch, sent again together
+    assert backend.calls["process"] == 1 and backend.calls["process_batch"] == 2
+
+
+async def test_a_worker_lost_with_a_batch_charges_the_batch_once_then_retries_each(tmp_path):
+    pn, backend, finished, errors = await feed(tmp_path, 6, {}, lose_first=True)
+    assert finished == [f"bench:{8 * c}-{8 * c + 8}" for c in range(6)]
+    assert [e["chunk"] for e in errors] == [",".join(f"bench:{8 * c}-{8 * c + 8}" for c in range(6))]
+    assert "worker lost" in errors[0]["error"] and (pn.stats.errors, pn.stats.restarts) == (1, 1)
+    assert backend.calls["process"] == 6  # each alone: a chunk that kills its worker is found out
+    out = FrameStore.open(tmp_path / "s.zarr", "r").read("blur/frames")
+    np.testing.assert_array_equal(out, bench_work(bench_frames(0, 48, 16, 16, 0)))
 
 
 async def test_spent_retries_inside_a_batch_fail_the_run_naming_the_chunk(tmp_path):
