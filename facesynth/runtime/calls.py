@@ -1,10 +1,10 @@
 """Calls to node replicas, with retry on a restarted replica.
 
-A replica may hold two items at once: the one it works on and the next one, already sent,
-which hides the call's round trip. When the replica fails, the item it was working on (the
-oldest one sent) is charged with the error and the restart; an item sent to it before that
-restart is sent again without a charge, since it failed, or was lost, with the replica and
-not by itself. Each replica's restarts are counted in an epoch to tell the two apart.
+A replica may hold more than one call at once (runtime/feed.py): the one it works on and the
+next, already sent, which hides the call's round trip. When the replica fails, the item it was
+working on is charged with the error and the restart; a call sent to it before that restart is
+sent again without a charge, since it failed, or was lost, with the replica and not by itself.
+Each replica's restarts are counted in an epoch to tell the two apart.
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ A call to a Ray actor costs about a millisecond of CPU on each side here, as muc
 work of a light node on a small chunk. So when items wait in the queue, one call carries
 several of them (enough for about CALL_WORK_S of the node's work, at most MAX_BATCH), and the
 next call is sent before the last one is back (PIPELINE_DEPTH) so the replica never waits for
-the round trip. Heavy nodes (tens of ms per item) get one item per call; live nodes get one
+the round trip. Heavy nodes (over ~70 ms per item) get one item per call; live nodes get one
 item and one call at a time, so no frame waits behind another. Results are recorded and
 routed in the order the items came.
 """

@@ -34,9 +34,17 @@ class DepthFrame:
 
 
 def realdata_root(repo_root: str | os.PathLike | None = None) -> Path:
-    """<repo>/../shared/realdata (the path tests and benchmarks use)."""
-    root = Path(repo_root) if repo_root is not None else Path(__file__).resolve().parents[2]
-    return (root / ".." / "shared" / "realdata").resolve()
+    """The real sensor captures that tests and benchmarks use: $FACESYNTH_REALDATA, else the first
+    `shared/realdata` beside the repo or beside a folder above it (a CI clone may sit deeper than
+    the working copy), else <repo>/../shared/realdata (absent: those tests say where they looked)."""
+    if os.environ.get("FACESYNTH_REALDATA"):
+        return Path(os.environ["FACESYNTH_REALDATA"]).resolve()
+    root = (Path(repo_root) if repo_root is not None else Path(__file__).resolve().parents[2]).resolve()
+    for folder in (root, *root.parents):
+        found = folder.parent / "shared" / "realdata"
+        if found.is_dir():
+            return found
+    return root.parent / "shared" / "realdata"
 
 
 def _rgb(path: Path) -> np.ndarray:

@@ -7,9 +7,9 @@ frame k with frames before it.
 """
 from __future__ import annotations
 
-from pathlib import Path
+from facesynth.vision.realdepth import realdata_root
 
-REALDATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "realdata"
+REALDATA = realdata_root()
 RECORDING = REALDATA / "azure_kinect_mkv" / "recording.mkv"
 CALIBRATION = REALDATA / "azure_kinect_mkv" / "calibration.json"
 

@@ -9,8 +9,9 @@ import pytest
 
 from facesynth.errors import InputDataError
 from facesynth.vision.image_folders import list_original, list_rgbd, load_frame
+from facesynth.vision.realdepth import realdata_root
 
-REALDATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "realdata"
+REALDATA = realdata_root()
 
 
 def write_original(root: Path, train: int, eval_: int, size=(24, 32)) -> None:

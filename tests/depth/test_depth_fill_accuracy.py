@@ -2,16 +2,14 @@
 never fills across the silhouette into the background, leaves open border regions alone."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from facesynth.vision.depth_fill import METHODS, fill_depth, fill_region
 from facesynth.vision.hole_masks import make_holes
-from facesynth.vision.realdepth import face_like_crops, least_holes_crop, load_kinect, load_open3d
+from facesynth.vision.realdepth import face_like_crops, least_holes_crop, load_kinect, load_open3d, realdata_root
 
-REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "realdata"
+REAL = realdata_root()
 pytestmark = pytest.mark.skipif(not (REAL / "nyu_tum_sun_redwood_open3d").is_dir(),
                                 reason=f"real sensor data not found at {REAL.resolve()}")
 

@@ -15,10 +15,10 @@ from facesynth.nodes.depth_fill_node import DepthFillParams, fill_chunk
 from facesynth.nodes.store_source import chunks_with_frames
 from facesynth.runtime.api import run_graph
 from facesynth.store.frame_store import FrameStore
-from facesynth.vision.realdepth import face_like_crops, load_open3d
+from facesynth.vision.realdepth import face_like_crops, load_open3d, realdata_root
 
 REPO = Path(__file__).resolve().parents[2]
-REAL = REPO / ".." / "shared" / "realdata"
+REAL = realdata_root()
 GRAPH = REPO / "graphs" / "fill_cluster.yaml"
 pytestmark = pytest.mark.skipif(not (REAL / "nyu_tum_sun_redwood_open3d").is_dir(),
                                 reason=f"real sensor data not found at {REAL.resolve()}")

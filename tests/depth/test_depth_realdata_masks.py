@@ -2,15 +2,13 @@
 remove known valid pixels, in the amount asked, away from the border, reproducibly."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from facesynth.vision.hole_masks import blobs, copied, make_holes, stripes
-from facesynth.vision.realdepth import load_kinect, load_open3d, nyu_disparity_to_mm, sun_to_mm
+from facesynth.vision.realdepth import load_kinect, load_open3d, nyu_disparity_to_mm, realdata_root, sun_to_mm
 
-REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "realdata"
+REAL = realdata_root()
 needs_real = pytest.mark.skipif(not (REAL / "nyu_tum_sun_redwood_open3d").is_dir(),
                                 reason=f"real sensor data not found at {REAL.resolve()}")
 

@@ -1,5 +1,4 @@
 """capture.folder -> face.landmarks -> face.crop (2 replicas) as a real graph run on real face frames."""
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -7,8 +6,9 @@ import pytest
 
 from facesynth.runtime.api import run_graph
 from facesynth.store.frame_store import FrameStore
+from facesynth.vision.realdepth import realdata_root
 
-REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "realdata" / "truedepth_faces"
+REAL = realdata_root() / "truedepth_faces"
 pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason=f"real TrueDepth faces not found at {REAL}")
 
 GRAPH = """\

@@ -1,6 +1,5 @@
 """face.landmarks and face.crop as nodes on a small real-face store (2 chunks of 2 frames)."""
 import asyncio
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -10,8 +9,9 @@ from facesynth.nodes.base import ChunkRef, NodeContext
 from facesynth.nodes.face_nodes import CropParams, FaceCrop, FaceLandmarks, LandmarkParams
 from facesynth.nodes.registry import kinds
 from facesynth.store.frame_store import FrameStore
+from facesynth.vision.realdepth import realdata_root
 
-REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "realdata" / "truedepth_faces"
+REAL = realdata_root() / "truedepth_faces"
 pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason=f"real TrueDepth faces not found at {REAL}")
 
 

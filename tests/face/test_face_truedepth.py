@@ -1,14 +1,14 @@
 """Acceptance on the real iPhone TrueDepth portraits: decode, 70 landmarks, crop, metric PLY."""
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from facesynth.vision import crop as vc
 from facesynth.vision import point_cloud as pc
+from facesynth.vision.realdepth import realdata_root
 from facesynth.vision.truedepth import disparity_to_mm, load_portrait
 
-REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "realdata" / "truedepth_faces"
+REAL = realdata_root() / "truedepth_faces"
 pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason=f"real TrueDepth faces not found at {REAL}")
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from facesynth.runtime.api import run_graph
 from facesynth.store.frame_store import FrameStore
 from facesynth.vision import live_protocol as lp
 from facesynth.vision.point_cloud import read_ply
+from facesynth.vision.realdepth import realdata_root
 
 
 def make(kind: str, node_id: str = "n", **params):
@@ -151,7 +151,7 @@ def test_store_replay_to_file_sink_through_the_runtime(tmp_path, monkeypatch, mo
     assert events(res.run_log, "live.files")[0]["frames"] == 4
 
 
-REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "realdata" / "truedepth_faces"
+REAL = realdata_root() / "truedepth_faces"
 
 
 async def test_face_landmarks_from_a_real_face_video(tmp_path):
@@ -159,7 +159,7 @@ async def test_face_landmarks_from_a_real_face_video(tmp_path):
 
     jpg = REAL / "jpeg_depth_data.jpg"
     if not jpg.is_file():
-        pytest.skip(f"real face data not found at {REAL} (needs ../shared/realdata)")
+        pytest.skip(f"real face data not found at {REAL} (needs ../shared/realdata or $FACESYNTH_REALDATA)")
     bgr = cv2.imread(str(jpg))
     bgr = cv2.resize(bgr, (bgr.shape[1] * 640 // bgr.shape[0], 640), interpolation=cv2.INTER_AREA)
     video = tmp_path / "face.avi"
