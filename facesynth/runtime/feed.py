@@ -126,13 +126,13 @@ class ReplicaFeeder:
                 # the worker died holding several items: which one killed it is unknown, so the
                 # loss is charged to all of them together, and each is then retried on its own
                 await calls.recover(pn, handle, res, epoch, chunk_label(rest), 1)
-                for port, item, key in rest:
-                    one = await calls.call(pn, handle, "process", port, item, chunk=chunk_label([(port, item, key)]))
-                    await self.done(key, one["outputs"])
+                for one in rest:
+                    res = await calls.call(pn, handle, "process_batch", pairs([one]), chunk=chunk_label([one]))
+                    await self.done(one[2], res["results"][0])
                 return
-            port, item, key = rest[0]  # it failed (or was the only one lost): retried, charged to it
-            one = await calls.settle(pn, handle, res, epoch, "process", (port, item), chunk_label(rest[:1]))
-            await self.done(key, one["outputs"])
+            # rest[0] failed (or was the only one lost): retried alone, charged to it
+            one = await calls.settle(pn, handle, res, epoch, "process_batch", (pairs(rest[:1]),), chunk_label(rest[:1]))
+            await self.done(rest[0][2], one["results"][0])
             items = rest[1:]  # never ran: sent again together
             if not items:
                 return

@@ -14,7 +14,7 @@ import asyncio
 import os
 import time
 import traceback
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from facesynth.nodes import registry
 from facesynth.nodes.base import Node, NodeContext, Output
@@ -68,14 +68,20 @@ class NodeHost:
             self._ahead.cancel()
             self._ahead = None
 
-    async def setup(self) -> dict:
-        """Set the node up now (live nodes open their sockets and load models at run start)."""
+    async def _locked(self, work: Callable[[Node], Awaitable[dict]]) -> dict:
+        """Run `work(node)` behind the lock, the node set up first; a failure is returned."""
         async with self._lock:
             try:
-                await self._ensure()
-                return {"ok": True, "outputs": []}
+                return await work(await self._ensure())
             except Exception as exc:
                 return _failure(exc)
+
+    async def setup(self) -> dict:
+        """Set the node up now (live nodes open their sockets and load models at run start)."""
+        async def nothing(node: Node) -> dict:
+            return {"ok": True, "outputs": []}
+
+        return await self._locked(nothing)
 
     async def restart(self) -> dict:
         """Drop the node instance (after a failure) and set up a fresh one."""
@@ -93,56 +99,45 @@ class NodeHost:
             except Exception as exc:
                 return _failure(exc)
 
-    async def process(self, port: str, item: Any) -> dict:
-        async with self._lock:
-            try:
-                node = await self._ensure()
-                return {"ok": True, "outputs": _pack(await node.process(port, item))}
-            except Exception as exc:
-                return _failure(exc)
-
     async def process_batch(self, items: list[tuple[str, Any]]) -> dict:
-        """Several (port, item) in one call, in order; stops at the first that fails.
-        "results" holds the outputs of each item that succeeded, in order."""
-        async with self._lock:
-            results: list[list] = []
-            try:
-                node = await self._ensure()
-                for port, item in items:
-                    results.append(_pack(await node.process(port, item)))
-                return {"ok": True, "results": results}
-            except Exception as exc:
-                return {**_failure(exc), "results": results}
+        """(port, item) pairs in order, one or several per call; stops at the first that fails.
+        "results" holds the outputs of each item that succeeded, in order, also on failure."""
+        results: list[list] = []
+
+        async def work(node: Node) -> dict:
+            for port, item in items:
+                results.append(_pack(await node.process(port, item)))
+            return {"ok": True, "results": results}
+
+        res = await self._locked(work)
+        return res if res["ok"] else {**res, "results": results}
 
     async def next_items(self, max_items: int = 1) -> dict:
         """Sources: the next outputs (at least one), or {"ok": True, "end": True} once the
         stream ended. Batch sources run ahead (runtime/run_ahead.py) and hand over what is
-        ready; live sources do not read ahead (a frame read early would wait here, stale)."""
-        async with self._lock:
-            try:
-                node = await self._ensure()
-                if node.live:
-                    if self._gen is None:
-                        self._gen = node.produce().__aiter__()
-                    try:
-                        outs = [await self._gen.__anext__()]
-                    except StopAsyncIteration:
-                        outs = []
-                else:
-                    if self._ahead is None:
-                        self._ahead = RunAhead(node.produce().__aiter__(), AHEAD_ITEMS)
-                    outs = await self._ahead.take(max_items)
-                return {"ok": True, "outputs": _pack(outs), "end": not outs}
-            except Exception as exc:
-                return _failure(exc)
+        ready; live sources hand over one at a time and do not read ahead (a frame read early
+        would wait here, stale)."""
+        async def work(node: Node) -> dict:
+            if node.live:
+                if self._gen is None:
+                    self._gen = node.produce().__aiter__()
+                try:
+                    outs = [await self._gen.__anext__()]
+                except StopAsyncIteration:
+                    outs = []
+            else:
+                if self._ahead is None:
+                    self._ahead = RunAhead(node.produce().__aiter__(), AHEAD_ITEMS)
+                outs = await self._ahead.take(max_items)
+            return {"ok": True, "outputs": _pack(outs), "end": not outs}
+
+        return await self._locked(work)
 
     async def finish(self) -> dict:
-        async with self._lock:
-            try:
-                node = await self._ensure()
-                return {"ok": True, "outputs": _pack(await node.finish())}
-            except Exception as exc:
-                return _failure(exc)
+        async def work(node: Node) -> dict:
+            return {"ok": True, "outputs": _pack(await node.finish())}
+
+        return await self._locked(work)
 
     async def close(self) -> dict:
         """Not behind the lock: it must reach a live source that is waiting for input."""

@@ -142,7 +142,7 @@ class Supervisor:
         while True:
             t0 = time.perf_counter()
             pn.stats.calls += 1
-            res = await self.calls.call(pn, handle, "next_items", 1 if pn.cls.live else MAX_BATCH, chunk="next")
+            res = await self.calls.call(pn, handle, "next_items", MAX_BATCH, chunk="next")
             if res.get("end"):
                 return
             pn.stats.busy_s += time.perf_counter() - t0

@@ -31,15 +31,19 @@ def test_batch_size_amortises_light_nodes_only():
 
 
 class CountingBackend(LocalBackend):
-    """The in-process backend, counting the calls made per method; `lose_first` makes the
-    first batch call fail as if the worker process had died holding it."""
+    """The in-process backend, counting the calls made per method and the items of each
+    batch call; `lose_first` makes the first batch call fail as if the worker process had
+    died holding it."""
 
     def __init__(self, lose_first: bool = False) -> None:
         self.calls: dict[str, int] = {}
+        self.sizes: list[int] = []
         self.lose_first = lose_first
 
     async def call(self, host, method, *args):
         self.calls[method] = self.calls.get(method, 0) + 1
+        if method == "process_batch":
+            self.sizes.append(len(args[0]))
         if method == "process_batch" and self.lose_first:
             self.lose_first = False
             raise WorkerLost("the worker died")
@@ -103,8 +107,8 @@ async def test_a_failure_inside_a_batch_is_charged_to_its_own_chunk(tmp_path):
     assert [e["chunk"] for e in errors] == ["bench:16-24"] and "injected failure" in errors[0]["error"]
     assert (pn.stats.errors, pn.stats.restarts) == (1, 1)
     assert backend.calls["restart"] == 1
-    # 16-24 retried on its own; the chunks after it, never run in the failed batch, sent again together
-    assert backend.calls["process"] == 1 and backend.calls["process_batch"] == 2
+    # all 8 in one call; 16-24 retried on its own; the 5 after it, never run, sent again together
+    assert backend.sizes == [8, 1, 5]
 
 
 async def test_a_worker_lost_with_a_batch_charges_the_batch_once_then_retries_each(tmp_path):
@@ -112,7 +116,7 @@ async def test_a_worker_lost_with_a_batch_charges_the_batch_once_then_retries_ea
     assert finished == [f"bench:{8 * c}-{8 * c + 8}" for c in range(6)]
     assert [e["chunk"] for e in errors] == [",".join(f"bench:{8 * c}-{8 * c + 8}" for c in range(6))]
     assert "worker lost" in errors[0]["error"] and (pn.stats.errors, pn.stats.restarts) == (1, 1)
-    assert backend.calls["process"] == 6  # each alone: a chunk that kills its worker is found out
+    assert backend.sizes == [6, 1, 1, 1, 1, 1, 1]  # then each alone: a chunk that kills its worker is found out
     out = FrameStore.open(tmp_path / "s.zarr", "r").read("blur/frames")
     np.testing.assert_array_equal(out, bench_work(bench_frames(0, 48, 16, 16, 0)))
 

@@ -118,6 +118,6 @@ def test_input_data_errors_are_not_retried():
 
     host = NodeHost("bench.passthrough", {}, NodeContext("n", "bench.passthrough"))
     host.node = Broken()
-    res = asyncio.run(host.process("frames", None))
-    assert res["ok"] is False and res["retryable"] is False
+    res = asyncio.run(host.process_batch([("frames", None)]))
+    assert res["ok"] is False and res["retryable"] is False and res["results"] == []
     assert res["error"] == "InputDataError: recording.mkv: frame 3 is truncated"
