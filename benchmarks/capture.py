@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"error": f"recording not found: {path}"}))
         return 1
 
-    from facesynth.vision import registration as reg_mod
-    from facesynth.vision.kinect_mkv import KinectRecording, decode_color, decode_u16
+    from facesynth.capture import registration as reg_mod
+    from facesynth.capture.kinect_mkv import KinectRecording, decode_color, decode_u16
 
     t0 = time.perf_counter()
     rec = KinectRecording(path)

@@ -3,7 +3,7 @@
 Data: for every real frame in ../shared/realdata (NYU, SUN, TUM, Redwood, Azure Kinect),
 the size x size crop with the fewest sensor holes; then about `fraction` of its measured
 pixels are removed in realistic shapes (blobs, depth-edge dropouts, stripes, hole masks
-copied from the other frames: facesynth/vision/hole_masks.py). Both methods fill the whole
+copied from the other frames: facesynth/depth/testdata_hole_masks.py). Both methods fill the whole
 crop; the error is measured on the removed pixels only (their true depth is known).
 
 Prints one JSON object: per method ms/frame (median), mean / p95 / median absolute error in
@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from facesynth.vision.depth_fill import fill_depth  # noqa: E402
-from facesynth.vision.hole_masks import make_holes  # noqa: E402
-from facesynth.vision.realdepth import DepthFrame, least_holes_crop, load_all, realdata_root  # noqa: E402
+from facesynth.depth.fill import fill_depth  # noqa: E402
+from facesynth.depth.testdata_hole_masks import make_holes  # noqa: E402
+from facesynth.depth.testdata_realdepth import DepthFrame, least_holes_crop, load_all, realdata_root  # noqa: E402
 
 
 def make_cases(size: int = 256, fraction: float = 0.03, seed: int = 0, frames: int | None = None,

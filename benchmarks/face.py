@@ -28,7 +28,7 @@ PORTRAIT = ROOT / ".." / "shared" / "realdata" / "truedepth_faces" / "heic_face_
 
 
 def frame_720p():
-    from facesynth.vision.truedepth import load_portrait
+    from facesynth.capture.truedepth import load_portrait
 
     p = load_portrait(PORTRAIT)
     s = 720 / p.rgb.shape[0]
@@ -71,9 +71,9 @@ def main(argv=None) -> int:
         return 1
     from mediapipe.python.solutions import face_mesh
 
-    from facesynth.vision import crop as vc
-    from facesynth.vision.drawing import draw_landmarks
-    from facesynth.vision.landmarks_mediapipe import FaceMeshLandmarker
+    from facesynth.face import crop as vc
+    from facesynth.face.drawing import draw_landmarks
+    from facesynth.face.landmarks_mediapipe import FaceMeshLandmarker
 
     rgb, depth, fx = frame_720p()
     naive = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True)
@@ -107,7 +107,7 @@ def main(argv=None) -> int:
         "draw_ms_256": round(1000 / draw, 3),
     }
     if not a.no_mapping:
-        from facesynth.vision.ibug_annotations import evaluate
+        from facesynth.face.testdata_ibug import evaluate
 
         r = evaluate(fl.detect)
         out["mapping"] = {"faces": r["faces"], "found": r["found"], "mean_nme": round(r["mean_nme"], 4),

@@ -3,7 +3,7 @@ local Ray cluster (`ray start --head` + `ray start --address`, both on loopback,
 stopped here), through the real graph runtime and graphs/fill_cluster.yaml.
 
 The data set: face-shaped crops cut from the real sensor depth in ../shared/realdata with
-realistic holes (facesynth.vision.realdepth.face_like_crops), written as crop/* into a store.
+realistic holes (facesynth.depth.testdata_realdepth.face_like_crops), written as crop/* into a store.
 frames/s counts fill work only (from the first chunk's start to the last chunk's end, taken
 from the run log's fill.chunk events), so Ray's start-up is not in it; wall_s includes it.
 Every run must produce the same fill/depth (checked). On a shared 2-core machine the
@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from facesynth.runtime.api import run_graph  # noqa: E402
 from facesynth.store.frame_store import FrameStore  # noqa: E402
-from facesynth.vision.realdepth import face_like_crops, load_all, realdata_root  # noqa: E402
+from facesynth.depth.testdata_realdepth import face_like_crops, load_all, realdata_root  # noqa: E402
 
 GRAPH = ROOT / "graphs" / "fill_cluster.yaml"
 RAY = str(Path(sys.executable).with_name("ray"))

@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from facesynth.vision import live_protocol as lp  # noqa: E402
+from facesynth.live import protocol as lp  # noqa: E402
 
 
 def free_port() -> int:
@@ -103,8 +103,8 @@ def pct(values: list[float]) -> dict:
 
 def direct_loop(model: str, device: str, seconds: float, threads: int) -> dict:
     """The baseline: the generator node's work, called in a plain loop."""
-    from facesynth.nodes.live_outputs import LiveGenerator
-    from facesynth.vision import rgbd_output as ro
+    from facesynth.live.output_nodes import LiveGenerator
+    from facesynth.face import rgbd_output as ro
 
     gen = LiveGenerator(model, device, threads)
     d0, fd, _ = ro.depth_params(gen.meta)

@@ -25,8 +25,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from facesynth.vision.synthetic_face_features import frame_maps  # noqa: E402
-from facesynth.vision.synthetic_head import Intrinsics, render_frame, sample_sequence  # noqa: E402
+from facesynth.capture.synthetic.face_features import frame_maps  # noqa: E402
+from facesynth.capture.synthetic.head import Intrinsics, render_frame, sample_sequence  # noqa: E402
 
 
 def timed(fn) -> tuple[float, float]:

@@ -19,8 +19,8 @@ from facesynth.errors import InputDataError, StoreError
 
 def cmd_ply(args: argparse.Namespace) -> int:
     from facesynth.store.frame_store import FrameStore
-    from facesynth.vision.crop import Normalisation
-    from facesynth.vision.point_cloud import crop_points, write_ply
+    from facesynth.face.crop import Normalisation
+    from facesynth.face.point_cloud import crop_points, write_ply
 
     st = FrameStore.open(args.store, mode="r")
     attrs = st.attrs
@@ -49,11 +49,11 @@ def cmd_ply(args: argparse.Namespace) -> int:
 def cmd_portrait(args: argparse.Namespace) -> int:
     import cv2
 
-    from facesynth.vision import crop as vc
-    from facesynth.vision.drawing import draw_landmarks_u8
-    from facesynth.vision.landmarks_mediapipe import FaceMeshLandmarker
-    from facesynth.vision.point_cloud import crop_points, point_at, write_ply
-    from facesynth.vision.truedepth import load_portrait
+    from facesynth.face import crop as vc
+    from facesynth.face.drawing import draw_landmarks_u8
+    from facesynth.face.landmarks_mediapipe import FaceMeshLandmarker
+    from facesynth.face.point_cloud import crop_points, point_at, write_ply
+    from facesynth.capture.truedepth import load_portrait
 
     p = load_portrait(args.photo)
     with FaceMeshLandmarker() as fl:

@@ -3,7 +3,7 @@
 Everything is preloaded as compact tensors (uint8 drawing/colour, float16 unit depth) so a
 training step only indexes and converts a batch: the model never waits for data. Depth
 comes from fill/depth (holes filled) or, without a fill stage, crop/depth; it is normalised
-with the store's `normalisation` attribute (vision/depth_norm.py). Background (no face
+with the store's `normalisation` attribute (face/depth_norm.py). Background (no face
 depth) is -1 on every channel, as the network is asked to output it.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from facesynth.errors import StoreError
-from facesynth.vision.depth_norm import NEAR_MM, mm_to_unit
+from facesynth.face.depth_norm import NEAR_MM, mm_to_unit
 
 TRAIN, EVAL = 0, 1
 
@@ -88,7 +88,7 @@ def select_frames(store, split: int, frames: np.ndarray | None = None) -> np.nda
 
 
 def _draw(points: np.ndarray, size: int) -> np.ndarray:
-    from facesynth.vision.drawing import draw_landmarks
+    from facesynth.face.drawing import draw_landmarks
 
     img = np.asarray(draw_landmarks(points, size))
     if img.dtype != np.uint8:  # float drawings in [-1, 1] or [0, 1]

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from facesynth.vision.depth_norm import BACKGROUND_UNIT, mask_background
+from facesynth.face.depth_norm import BACKGROUND_UNIT, mask_background
 
 
 def num_downs_for(size: int) -> int:

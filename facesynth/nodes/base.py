@@ -1,6 +1,6 @@
 """The contract between the runtime and every node kind.
 
-A node is a thin adapter around pure functions in vision/ and model/. The runtime
+A node is a thin adapter around pure functions of its stage package (capture/, face/, depth/, model/, live/). The runtime
 (runtime/) hosts one instance per replica, in a Ray actor or in-process, and calls:
 
   setup()                       once, before any item

@@ -1,4 +1,6 @@
-"""Node kinds by name. Every module in facesynth/nodes/ registers its kinds with @register."""
+"""Node kinds by name. Node adapters live in their stage package (`facesynth/<stage>/nodes.py` or
+`*_nodes.py`) and register their kinds with @register; `facesynth/nodes/` holds what every node
+shares and the generic store/bench nodes."""
 from __future__ import annotations
 
 import difflib
@@ -9,6 +11,11 @@ from facesynth.nodes.base import Node
 
 _KINDS: dict[str, type[Node]] = {}
 _loaded = False
+
+# Packages whose node modules are discovered, in dataflow order.
+NODE_PACKAGES = ("facesynth.capture", "facesynth.capture.synthetic", "facesynth.face", "facesynth.depth",
+                 "facesynth.model", "facesynth.live", "facesynth.nodes")
+_SHARED = ("base", "registry")
 
 
 def register(cls: type[Node]) -> type[Node]:
@@ -21,15 +28,29 @@ def register(cls: type[Node]) -> type[Node]:
     return cls
 
 
+def node_modules() -> list[str]:
+    """Every module that defines node kinds: a stage's `nodes` / `*_nodes` modules, and every
+    module of facesynth.nodes except the shared base and registry."""
+    found = []
+    for pkg_name in NODE_PACKAGES:
+        pkg = importlib.import_module(pkg_name)
+        for mod in pkgutil.iter_modules(pkg.__path__):
+            if mod.ispkg:
+                continue
+            if pkg_name == "facesynth.nodes":
+                if mod.name not in _SHARED:
+                    found.append(f"{pkg_name}.{mod.name}")
+            elif mod.name == "nodes" or mod.name.endswith("_nodes"):
+                found.append(f"{pkg_name}.{mod.name}")
+    return found
+
+
 def _load_all() -> None:
     global _loaded
     if _loaded:
         return
-    import facesynth.nodes as pkg
-
-    for mod in pkgutil.iter_modules(pkg.__path__):
-        if mod.name not in ("base", "registry"):
-            importlib.import_module(f"facesynth.nodes.{mod.name}")
+    for name in node_modules():
+        importlib.import_module(name)
     _loaded = True
 
 

@@ -7,7 +7,7 @@ frame k with frames before it.
 """
 from __future__ import annotations
 
-from facesynth.vision.realdepth import realdata_root
+from facesynth.depth.testdata_realdepth import realdata_root
 
 REALDATA = realdata_root()
 RECORDING = REALDATA / "azure_kinect_mkv" / "recording.mkv"

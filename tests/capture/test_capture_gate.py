@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facesynth.vision.capture_gate import EVAL, TRAIN, CaptureGate
+from facesynth.capture.capture_gate import EVAL, TRAIN, CaptureGate
 
 
 def test_every_seventh_kept_frame_goes_to_eval_until_counts_are_met():

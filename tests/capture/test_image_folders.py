@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from facesynth.errors import InputDataError
-from facesynth.vision.image_folders import list_original, list_rgbd, load_frame
-from facesynth.vision.realdepth import realdata_root
+from facesynth.capture.image_folders import list_original, list_rgbd, load_frame
+from facesynth.depth.testdata_realdepth import realdata_root
 
 REALDATA = realdata_root()
 

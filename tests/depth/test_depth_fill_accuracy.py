@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facesynth.vision.depth_fill import METHODS, fill_depth, fill_region
-from facesynth.vision.hole_masks import make_holes
-from facesynth.vision.realdepth import face_like_crops, least_holes_crop, load_kinect, load_open3d, realdata_root
+from facesynth.depth.fill import METHODS, fill_depth, fill_region
+from facesynth.depth.testdata_hole_masks import make_holes
+from facesynth.depth.testdata_realdepth import face_like_crops, least_holes_crop, load_kinect, load_open3d, realdata_root
 
 REAL = realdata_root()
 pytestmark = pytest.mark.skipif(not (REAL / "nyu_tum_sun_redwood_open3d").is_dir(),

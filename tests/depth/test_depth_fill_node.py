@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from facesynth.graph.checks import load_graph
-from facesynth.nodes.depth_fill_node import DepthFillParams, fill_chunk
+from facesynth.depth.nodes import DepthFillParams, fill_chunk
 from facesynth.nodes.store_source import chunks_with_frames
 from facesynth.runtime.api import run_graph
 from facesynth.store.frame_store import FrameStore
-from facesynth.vision.realdepth import face_like_crops, load_open3d, realdata_root
+from facesynth.depth.testdata_realdepth import face_like_crops, load_open3d, realdata_root
 
 REPO = Path(__file__).resolve().parents[2]
 REAL = realdata_root()

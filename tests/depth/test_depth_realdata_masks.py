@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facesynth.vision.hole_masks import blobs, copied, make_holes, stripes
-from facesynth.vision.realdepth import load_kinect, load_open3d, nyu_disparity_to_mm, realdata_root, sun_to_mm
+from facesynth.depth.testdata_hole_masks import blobs, copied, make_holes, stripes
+from facesynth.depth.testdata_realdepth import load_kinect, load_open3d, nyu_disparity_to_mm, realdata_root, sun_to_mm
 
 REAL = realdata_root()
 needs_real = pytest.mark.skipif(not (REAL / "nyu_tum_sun_redwood_open3d").is_dir(),

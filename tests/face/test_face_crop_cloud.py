@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from facesynth.vision import crop as vc
-from facesynth.vision import point_cloud as pc
+from facesynth.face import crop as vc
+from facesynth.face import point_cloud as pc
 
 FX, W, H = 600.0, 640, 480
 

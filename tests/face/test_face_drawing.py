@@ -1,7 +1,7 @@
 """The network's input drawing: layout, width scaling, range, determinism."""
 import numpy as np
 
-from facesynth.vision.drawing import draw_landmarks, draw_landmarks_u8, line_width
+from facesynth.face.drawing import draw_landmarks, draw_landmarks_u8, line_width
 
 
 def _points(size):

@@ -6,7 +6,7 @@ import pytest
 
 from facesynth.runtime.api import run_graph
 from facesynth.store.frame_store import FrameStore
-from facesynth.vision.realdepth import realdata_root
+from facesynth.depth.testdata_realdepth import realdata_root
 
 REAL = realdata_root() / "truedepth_faces"
 pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason=f"real TrueDepth faces not found at {REAL}")
@@ -32,7 +32,7 @@ nodes:
 
 @pytest.fixture(scope="module")
 def graph_file(tmp_path_factory):
-    from facesynth.vision.truedepth import load_portrait
+    from facesynth.capture.truedepth import load_portrait
 
     p = load_portrait(REAL / "heic_face_data.heic")
     s = 480 / p.rgb.shape[0]
@@ -66,7 +66,7 @@ def _check(store_path):
 
 def test_graph_local(graph_file, tmp_path):
     from facesynth.cli import main
-    from facesynth.vision.point_cloud import read_ply
+    from facesynth.face.point_cloud import read_ply
 
     g, store = graph_file
     res = run_graph(str(g), backend="local", restart=True)

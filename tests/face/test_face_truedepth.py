@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from facesynth.vision import crop as vc
-from facesynth.vision import point_cloud as pc
-from facesynth.vision.realdepth import realdata_root
-from facesynth.vision.truedepth import disparity_to_mm, load_portrait
+from facesynth.face import crop as vc
+from facesynth.face import point_cloud as pc
+from facesynth.depth.testdata_realdepth import realdata_root
+from facesynth.capture.truedepth import disparity_to_mm, load_portrait
 
 REAL = realdata_root() / "truedepth_faces"
 pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason=f"real TrueDepth faces not found at {REAL}")
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason=f"real TrueDepth faces
 
 @pytest.fixture(scope="module")
 def landmarker():
-    from facesynth.vision.landmarks_mediapipe import FaceMeshLandmarker
+    from facesynth.face.landmarks_mediapipe import FaceMeshLandmarker
 
     with FaceMeshLandmarker() as fl:
         yield fl
@@ -67,7 +67,7 @@ def test_cli_portrait_and_ply(tmp_path, capsys):
     import json
 
     from facesynth.cli import main
-    from facesynth.vision.point_cloud import read_ply
+    from facesynth.face.point_cloud import read_ply
 
     assert main(["face", "portrait", str(REAL / "heic_face_data.heic"), "--out", str(tmp_path)]) == 0
     info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -52,8 +52,8 @@ def expected_rgbd(model_dir: Path, points: np.ndarray) -> tuple[np.ndarray, np.n
     import torch
 
     from facesynth.model.generator import apply_background_mask
-    from facesynth.vision.depth_norm import unit_to_mm
-    from facesynth.vision.drawing import draw_landmarks
+    from facesynth.face.depth_norm import unit_to_mm
+    from facesynth.face.drawing import draw_landmarks
 
     module = _load(str(model_dir / "generator.ts.pt"))
     x = torch.from_numpy(draw_landmarks(points, SIZE)[None, None])
@@ -80,7 +80,7 @@ class FrameClient(threading.Thread):
         self.error: BaseException | None = None
 
     def run(self) -> None:
-        from facesynth.vision import live_protocol as lp
+        from facesynth.live import protocol as lp
 
         try:
             deadline = time.monotonic() + self.connect_timeout_s

@@ -19,7 +19,7 @@ import msgpack
 import numpy as np
 from pythonosc.udp_client import SimpleUDPClient
 
-from facesynth.vision import live_protocol as lp
+from facesynth.live import protocol as lp
 
 
 def osc_fuzz(rng: np.random.Generator, good: np.ndarray) -> list[bytes]:

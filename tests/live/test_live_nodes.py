@@ -12,12 +12,12 @@ from live_helpers import SIZE, events, expected_rgbd, export_tiny_model, landmar
 from facesynth.errors import MissingDependencyError
 from facesynth.nodes import registry
 from facesynth.nodes.base import NodeContext
-from facesynth.nodes.live_nodes import to_network_px
+from facesynth.live.source_nodes import to_network_px
 from facesynth.runtime.api import run_graph
 from facesynth.store.frame_store import FrameStore
-from facesynth.vision import live_protocol as lp
-from facesynth.vision.point_cloud import read_ply
-from facesynth.vision.realdepth import realdata_root
+from facesynth.live import protocol as lp
+from facesynth.face.point_cloud import read_ply
+from facesynth.depth.testdata_realdepth import realdata_root
 
 
 def make(kind: str, node_id: str = "n", **params):

@@ -10,8 +10,8 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from facesynth.errors import InputDataError
-from facesynth.vision import live_protocol as lp
-from facesynth.vision import rgbd_output as ro
+from facesynth.live import protocol as lp
+from facesynth.face import rgbd_output as ro
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Face stage nodes: `face.landmarks` (raw -> 70 landmarks) and `face.crop` (-> normalised crops).
 
-Thin adapters over vision/landmarks_mediapipe.py and vision/crop.py. Both handle one chunk
+Thin adapters over landmarks_mediapipe.py and crop.py beside it. Both handle one chunk
 (ChunkRef frame range) at a time and write whole chunks of their own arrays.
 
 D0 (the reference nose depth) must be the same for every crop replica: it is taken from the first
@@ -21,7 +21,7 @@ from pydantic import Field
 from facesynth.errors import StoreError
 from facesynth.nodes.base import ChunkRef, Node, Output, Params
 from facesynth.nodes.registry import register
-from facesynth.vision import crop as vcrop
+from facesynth.face import crop as vcrop
 
 
 class LandmarkParams(Params):
@@ -44,7 +44,7 @@ class FaceLandmarks(Node):
 
     def _landmarker(self):
         if self._fl is None:
-            from facesynth.vision.landmarks_mediapipe import FaceMeshLandmarker
+            from facesynth.face.landmarks_mediapipe import FaceMeshLandmarker
 
             self._fl = FaceMeshLandmarker(min_detection=self.params.min_confidence,
                                           far_faces=self.params.far_faces)

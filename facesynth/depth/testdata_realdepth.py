@@ -139,7 +139,7 @@ def load_kinect(root: Path | None = None, frames: int = 2) -> list[DepthFrame]:
 
     Depth and IR come from the same sensor, so the guide is aligned without registration.
     """
-    from facesynth.vision.kinect_mkv import KinectRecording
+    from facesynth.capture.kinect_mkv import KinectRecording
 
     path = (root or realdata_root()) / KINECT / "recording.mkv"
     rec = KinectRecording(path)
@@ -202,7 +202,7 @@ def face_like_crops(frames: list[DepthFrame], n: int, size: int = 128, fraction:
     Real depth stands in for face depth (no real face RGB-D with dense depth is in realdata);
     the ellipse plays the face silhouette: depth outside it is background (0, mask False).
     """
-    from facesynth.vision.hole_masks import make_holes
+    from facesynth.depth.testdata_hole_masks import make_holes
 
     rng = np.random.default_rng(seed)
     donors = [f.depth == 0 for f in frames]

@@ -20,8 +20,8 @@ from pydantic import Field
 from facesynth.errors import InputDataError, MissingDependencyError
 from facesynth.nodes.base import Node, Output, Params
 from facesynth.nodes.registry import register
-from facesynth.vision import live_protocol as lp
-from facesynth.vision import rgbd_output as ro
+from facesynth.live import protocol as lp
+from facesynth.face import rgbd_output as ro
 
 RGBD_DOC = ("live RGBD payload: the landmarks payload + rgb (S,S,3) u8, depth (S,S) u16, depth_unit_mm, "
             "gen_ms, meta (d0_mm, face_depth_mm, crop_mm...)")
@@ -256,7 +256,7 @@ def write_frame_files(out_dir: Path, item: dict, png: bool, ply: bool) -> list[P
     """PNG (rgb, 16-bit depth) and PLY files for one RGBD payload; returns the paths written."""
     import cv2
 
-    from facesynth.vision.point_cloud import write_ply
+    from facesynth.face.point_cloud import write_ply
 
     out_dir.mkdir(parents=True, exist_ok=True)
     name = f"{item['source']}_{int(item['seq']):08d}"

@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from facesynth.vision.synthetic_face_features import frame_maps
-from facesynth.vision.synthetic_head import (
+from facesynth.capture.synthetic.face_features import frame_maps
+from facesynth.capture.synthetic.head import (
     HEAD_Z_MM, FaceParams, Intrinsics, pose_matrix, project, render_frame, render_frame_and_mask, sample_sequence,
 )
 

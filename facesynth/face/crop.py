@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from facesynth.vision.depth_norm import NEAR_MM, in_face_range
+from facesynth.face.depth_norm import NEAR_MM, in_face_range
 
 NOSE_TIP = 30
 MARGIN = 1.7  # crop side / the 68 landmarks' larger extent, on the reference frame

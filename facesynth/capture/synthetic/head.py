@@ -1,4 +1,4 @@
-"""The synthetic RGB-D camera: ray-cast the procedural head (synthetic_face_model) into a frame.
+"""The synthetic RGB-D camera: ray-cast the procedural head (face_model.py) into a frame.
 
 Pure and deterministic: the same FaceParams, camera and identity give the same bytes. Each
 pixel's ray is intersected with the head's height map in head coordinates: every other pixel
@@ -19,8 +19,8 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from facesynth.vision.synthetic_face_features import frame_maps
-from facesynth.vision.synthetic_face_model import TEXEL_MM, X_MIN, Y_MAX, Y_MIN, FaceParams, smoothstep
+from facesynth.capture.synthetic.face_features import frame_maps
+from facesynth.capture.synthetic.face_model import TEXEL_MM, X_MIN, Y_MAX, Y_MIN, FaceParams, smoothstep
 
 __all__ = ["FaceParams", "Intrinsics", "RenderedFrame", "HEAD_Z_MM", "pose_matrix", "project", "render_frame",
            "render_frame_and_mask", "sample_sequence"]

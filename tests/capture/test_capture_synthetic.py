@@ -6,11 +6,11 @@ import pytest
 from pydantic import ValidationError
 
 from facesynth.errors import StoreError
-from facesynth.nodes import capture_synthetic as cs
+from facesynth.capture.synthetic import nodes as cs
 from facesynth.nodes.base import ChunkRef, NodeContext
 from facesynth.nodes.registry import get
 from facesynth.store.frame_store import FrameStore
-from facesynth.vision.synthetic_head import Intrinsics, render_frame, sample_sequence
+from facesynth.capture.synthetic.head import Intrinsics, render_frame, sample_sequence
 
 SMALL = {"frames": {"train": 14, "eval": 3}, "width": 160, "height": 120, "seed": 3, "hole_fraction": 0.05}
 

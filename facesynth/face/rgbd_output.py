@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from facesynth.vision.crop import Normalisation
-from facesynth.vision.depth_norm import BACKGROUND_UNIT, mask_background, unit_to_mm
-from facesynth.vision.drawing import draw_landmarks
-from facesynth.vision.point_cloud import crop_points
+from facesynth.face.crop import Normalisation
+from facesynth.face.depth_norm import BACKGROUND_UNIT, mask_background, unit_to_mm
+from facesynth.face.drawing import draw_landmarks
+from facesynth.face.point_cloud import crop_points
 
 DEPTH_UNIT_MM = 0.1
 DEFAULT_D0_MM = 600.0  # used only when a model carries no normalisation (depth then not metric)

@@ -83,7 +83,7 @@ def evaluate(detect, faces: list[Annotated] | None = None) -> dict:
     Errors are normalised by the annotation's outer inter-ocular distance (300-W convention);
     per face, per landmark group, and the mean over faces (68 points). Pupils where annotated.
     """
-    from facesynth.vision.landmark_map import GROUPS, interocular
+    from facesynth.face.landmark_map import GROUPS, interocular
 
     faces = load_all() if faces is None else faces
     per_face, groups = {}, {g: [] for g, (a, _) in GROUPS.items() if a < 68}

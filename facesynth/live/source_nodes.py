@@ -22,7 +22,7 @@ from pydantic import Field
 from facesynth.errors import InputDataError, MissingDependencyError
 from facesynth.nodes.base import Node, Output, Params
 from facesynth.nodes.registry import register
-from facesynth.vision import live_protocol as lp
+from facesynth.live import protocol as lp
 
 PORT_DOC = "live landmarks payload {landmarks (70,2) f32 px, seq, source, t_recv, t_sender, drops}"
 
@@ -287,7 +287,7 @@ class FaceLandmarks(Node):
     async def setup(self) -> None:
         import cv2
 
-        from facesynth.vision import landmarks_mediapipe as lmm
+        from facesynth.face import landmarks_mediapipe as lmm
 
         self.lmm = lmm
         src = self.params.video if self.params.video else self.params.device

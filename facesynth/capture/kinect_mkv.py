@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from facesynth.errors import InputDataError, MissingDependencyError
-from facesynth.vision.kinect_calibration import (KinectCalibration, color_mode_for_size, depth_mode_for_size,
+from facesynth.capture.kinect_calibration import (KinectCalibration, color_mode_for_size, depth_mode_for_size,
                                                  load_calibration, parse_calibration)
 
 ROLES = ("color", "depth", "ir")

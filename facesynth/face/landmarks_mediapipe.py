@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from facesynth.errors import InputDataError, MissingDependencyError
-from facesynth.vision.landmark_map import mesh_to_70
+from facesynth.face.landmark_map import mesh_to_70
 
 MESH_INPUT = 384      # px side of the square the mesh sees
 BOX_ENLARGE = 2.0     # crop side / detector box side

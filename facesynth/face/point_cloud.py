@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facesynth.vision.crop import Normalisation
+from facesynth.face.crop import Normalisation
 
 
 def crop_intrinsics(norm: Normalisation) -> dict:

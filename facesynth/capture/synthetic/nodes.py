@@ -1,6 +1,6 @@
 """capture.synthetic: the embedded default camera, so a graph runs end to end without a Kinect.
 
-It renders a procedural talking head (vision/synthetic_head.py) into raw/color, raw/depth
+It renders a procedural talking head (head.py beside it) into raw/color, raw/depth
 (uint16 mm, registered to colour by construction), raw/split, raw/ok, raw/timestamp_us and the
 true landmarks raw/landmarks_true, one chunk of `chunk_frames` frames at a time, and emits
 ChunkRef("raw", start, stop) on `rgbd`. Every frame is kept; the split follows the original
@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from facesynth.errors import StoreError
 from facesynth.nodes.base import ChunkRef, Node, Output, Params
 from facesynth.nodes.registry import register
-from facesynth.vision.capture_gate import CaptureGate
-from facesynth.vision.synthetic_head import FaceParams, Intrinsics, render_frame, sample_sequence
+from facesynth.capture.capture_gate import CaptureGate
+from facesynth.capture.synthetic.head import FaceParams, Intrinsics, render_frame, sample_sequence
 
 
 class SyntheticFrames(BaseModel):

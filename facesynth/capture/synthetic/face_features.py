@@ -1,6 +1,6 @@
 """One frame of the synthetic face: the jaw's tear and the features drawn from the landmarks.
 
-frame_maps() copies the identity's static base (synthetic_face_model.base_maps), tears it
+frame_maps() copies the identity's static base (face_model.base_maps), tears it
 along the mouth line when the jaw opens, then draws lips, mouth opening and teeth, eyes (lids,
 iris, pupil), brows and smile folds *from the 70 landmarks* into the height and colour maps,
 so what the camera sees follows the landmarks exactly. Maps are planar (C, H, W) float32.
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from facesynth.vision.synthetic_face_model import (
+from facesynth.capture.synthetic.face_model import (
     _BALL, _FADE_Y, _SHIFT, JAW_DROP_MM, NEUTRAL, TEXEL_MM, FaceParams, _gauss, _jaw_weight, base_maps,
     expression_landmarks, grid, to_texel,
 )

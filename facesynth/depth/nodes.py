@@ -1,6 +1,6 @@
 """`depth.fill`: fill the holes of the face crops' depth, one chunk of frames per call.
 
-A thin adapter around facesynth/vision/depth_fill.py: reads crop/color, crop/depth and
+A thin adapter around facesynth/depth/fill.py: reads crop/color, crop/depth and
 crop/mask for the chunk, fills every frame flagged in crop/ok (holes inside the face
 silhouette only; measured pixels kept exactly), writes fill/depth and fill/ok for the same
 frames. Replicas share nothing but the store, so `replicas: auto` fans chunks out over
@@ -16,7 +16,7 @@ from pydantic import Field
 
 from facesynth.nodes.base import ChunkRef, Node, Output, Params
 from facesynth.nodes.registry import register
-from facesynth.vision.depth_fill import fill_depth
+from facesynth.depth.fill import fill_depth
 
 
 class DepthFillParams(Params):

