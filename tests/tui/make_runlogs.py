@@ -18,7 +18,7 @@ TRACEBACK = """Traceback (most recent call last):
     outs = await self.node.process(port, item)
   File "facesynth/nodes/crop.py", line 88, in process
     crop = crop_face(color, depth, pts, self.params.size)
-  File "facesynth/face/crop.py", line 142, in crop_face
+  File "facesynth/vision/crop.py", line 142, in crop_face
     raise ValueError(f"nose depth {d0} mm outside the sensor range")
 ValueError: nose depth 0 mm outside the sensor range"""
 

@@ -51,7 +51,7 @@ async def test_failing_run_shows_the_failing_node_and_its_traceback(runlogs):
         assert crop[1] == "failed" and crop[3] == "12/~35" and crop[-2:] == ["3", "2"]
         err = shown(app, ErrorPanel)
         assert err.startswith("crop on raw:96-104 (fatal): ValueError: nose depth 0 mm")
-        assert 'File "facesynth/face/crop.py", line 142, in crop_face' in err
+        assert 'File "facesynth/vision/crop.py", line 142, in crop_face' in err
         assert "(+2 more)" in err
         lines = {ln.split()[0]: ln for ln in shown(app, StageProgress).splitlines()}
         assert "FAILED" in lines["crop"] and "ETA" in lines["landmarks"] and "86%" in lines["camera"]
