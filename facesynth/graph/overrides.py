@@ -8,9 +8,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import yaml
-
 from facesynth.errors import Problem
+from facesynth.graph.yaml_positions import YamlSyntaxError, load_located
 
 SET_FILE = "--set"
 
@@ -25,10 +24,11 @@ def apply_overrides(data: Any, overrides: list[str]) -> tuple[Any, list[Problem]
             problems.append(Problem(SET_FILE, i, 1, f"override '{text}' has no '='", "write --set key.path=value"))
             continue
         key, raw = text.split("=", 1)
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError as exc:
-            problems.append(Problem(SET_FILE, i, len(key) + 2, f"value '{raw}' is not valid YAML: {exc}"))
+        try:  # the same guarded parser as graph files: no tags, bounded aliases and depth
+            value = load_located(raw).data if raw.strip() else ""
+        except YamlSyntaxError as exc:
+            problems.append(Problem(SET_FILE, i, len(key) + 1 + exc.col, f"value '{raw}' is not valid: {exc.message}",
+                                    exc.hint))
             continue
         parts = [p for p in key.strip().split(".")]
         if not parts or not all(parts):
