@@ -70,3 +70,51 @@ class MissingDependencyError(FacesynthError):
     """An optional package, device or model file is not available; the message says how to get it."""
 
     retryable = False
+
+
+class ModelFileError(InputDataError):
+    """A model file (checkpoint, export) is missing, damaged, not safe to load, or belongs to
+    another store; the message names the file and what to do."""
+
+
+class ModelWriteError(ModelFileError):
+    """A checkpoint or export could not be written (a full disk...); the previous one is intact."""
+
+
+class StoreLockedError(StoreError):
+    """Another run holds the store's lock (one run per store); the message names its owner."""
+
+    retryable = False
+
+
+class NotAStoreError(StoreError):
+    """A path that should be a facesynth store (or a new directory) is something else; nothing
+    is deleted or written there."""
+
+    exit_code = 2
+    retryable = False
+
+
+class StoreDamaged(StoreError):
+    """Store data is missing or does not decode; names the array, chunk and frames, and the
+    command that repairs it. Reading the same bytes again gives the same error: not retried."""
+
+    retryable = False
+
+    def __init__(self, message: str, array: str = "", chunk: int | None = None,
+                 frames: tuple[int, int] | None = None):
+        self.array, self.chunk, self.frames = array, chunk, frames
+        super().__init__(message)
+
+
+class SourceMismatchError(StoreError):
+    """A run would add frames from another source (a different recording) to a store made from
+    one; refused before anything is written. The message names both and what to do."""
+
+    retryable = False
+
+
+class PortInUseError(FacesynthError):
+    """A server could not bind its address (another program, or another graph, holds the port)."""
+
+    retryable = False

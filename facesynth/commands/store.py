@@ -1,4 +1,4 @@
-"""`facesynth store info PATH`: what a frame store holds and how far each stage got."""
+"""`facesynth store info|check PATH`: what a frame store holds, and whether it is intact."""
 from __future__ import annotations
 
 import argparse
@@ -11,13 +11,13 @@ from facesynth.store.progress import Progress
 
 
 def store_info(path: str) -> dict:
+    """Arrays, ok-frame counts, progress and attributes; damage is a StoreError, never a traceback."""
     store = FrameStore.open(path, mode="r")
     arrays = {}
     for name in store.names():
         arr = store.array(name)
         arrays[name] = {"shape": list(arr.shape), "dtype": str(arr.dtype), "chunks": list(arr.chunks)}
-        group = name.split("/")[0]
-        if name == f"{group}/ok" or (name.endswith("/ok")):
+        if name.endswith("/ok"):
             arrays[name]["frames_ok"] = int(np.count_nonzero(store.read(name)))
     attrs = {k: v for k, v in store.attrs.items() if k != "calibration"}
     return {"path": str(path), "chunk_frames": store.chunk_frames, "arrays": arrays,
@@ -41,10 +41,44 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Exit 0 when the store is intact, 1 when damage was found (its progress cleared for a rerun)."""
+    from facesynth.store.check import check_store
+
+    report = check_store(args.path, repair=not args.dry_run)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+        return 0 if report.clean else 1
+    print(f"store {report.path}: {report.arrays_checked} arrays, {report.chunks_checked} chunks checked")
+    for note in report.notes:
+        print(f"  note: {note}")
+    if report.clean:
+        print("  ok: every chunk decodes and agrees with the ok flags and the progress log")
+        return 0
+    print(f"  {len(report.problems)} problem(s):")
+    for p in report.problems:
+        print(f"  - {p.message}")
+    if report.repaired:
+        for f in report.deleted_files:
+            print(f"  deleted damaged {f}")
+        for node, keys in report.cleared.items():
+            print(f"  cleared progress of node '{node}': {', '.join(keys) if keys else 'damaged lines only'}")
+        print(f"  to repair, run (with the same --set options as the run that made the store):\n"
+              f"    {report.repair_command}")
+    elif args.dry_run:
+        print("  (--dry-run: nothing changed; run without it to clear the damaged chunks' progress)")
+    return 1
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    s = sub.add_parser("store", help="inspect a frame store")
+    s = sub.add_parser("store", help="inspect and check a frame store")
     ssub = s.add_subparsers(dest="store_command", metavar="ACTION", required=True)
     p = ssub.add_parser("info", help="arrays, frame counts and progress of a store")
     p.add_argument("path")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
+    c = ssub.add_parser("check", help="verify every chunk; clear the progress of damaged ones so a rerun redoes them")
+    c.add_argument("path")
+    c.add_argument("--json", action="store_true", help="the report as JSON")
+    c.add_argument("--dry-run", action="store_true", help="report only; change nothing")
+    c.set_defaults(func=cmd_check)

@@ -15,7 +15,9 @@ from pydantic import BaseModel, ValidationError
 from facesynth.errors import GraphError, Problem
 from facesynth.graph.overrides import SET_FILE, apply_overrides
 from facesynth.graph.spec import EdgeSpec, GraphSpec, NodeSpec, split_ref
-from facesynth.graph.yaml_positions import Located, YamlSyntaxError, load_located
+from facesynth.graph.store_rules import store_problems
+from facesynth.graph.graph_file import load_graph_file
+from facesynth.graph.yaml_positions import Located
 from facesynth.nodes import registry
 
 
@@ -184,14 +186,7 @@ def _check_cycles(rep: _Reporter, nodes: list[tuple[int, NodeSpec]]) -> None:
 def load_graph(path: str | Path, overrides: list[str] | None = None) -> LoadedGraph:
     """Parse, override and check a graph file; raise GraphError listing every problem."""
     file = str(path)
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise GraphError([Problem(file, 1, 1, f"cannot read graph file: {exc.strerror or exc}")]) from None
-    try:
-        located = load_located(text)
-    except YamlSyntaxError as exc:
-        raise GraphError([Problem(file, exc.line, exc.col, exc.message, "check indentation and quoting")]) from None
+    located = load_graph_file(path)  # size, bytes, YAML safety: GraphError with a position
     if not isinstance(located.data, dict):
         raise GraphError([Problem(file, 1, 1, "a graph file is a YAML mapping", "start with `version: 1` and `name:`")])
     data, set_problems, origin = apply_overrides(located.data, list(overrides or []))
@@ -218,6 +213,8 @@ def load_graph(path: str | Path, overrides: list[str] | None = None) -> LoadedGr
             rep.add(("nodes", i, "id"), f"duplicate node id '{nid}'", "node ids must be unique")
         seen.add(nid)
     _check_nodes(rep, nodes, spec_store=bool(data.get("store")))
+    for where, message, hint in (store_problems(spec, data) if spec is not None else []):
+        rep.add(where, message, hint)
     if rep.problems:
         raise GraphError(sorted(rep.problems, key=lambda p: (p.file != file, p.line, p.col)))
     assert spec is not None

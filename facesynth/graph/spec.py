@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Policy = Literal["block", "drop_oldest", "latest"]
 ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+# a graph name becomes part of file names ({name} in store.path): a plain name, never a path
+NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 
 
 class Strict(BaseModel):
@@ -82,6 +84,14 @@ class GraphSpec(Strict):
     defaults: Defaults = Field(default_factory=Defaults)
     nodes: list[NodeSpec] = Field(min_length=1)
 
+    @field_validator("name")
+    @classmethod
+    def _name_shape(cls, v: str) -> str:
+        if not NAME_RE.match(v) or ".." in v:
+            raise ValueError("a graph name is a plain name: letters, digits, '_', '-' or '.' (not '..', "
+                             "no '/'), at most 100 characters, e.g. capture_to_model")
+        return v
+
     def node(self, node_id: str) -> NodeSpec:
         for n in self.nodes:
             if n.id == node_id:
@@ -89,7 +99,10 @@ class GraphSpec(Strict):
         raise KeyError(node_id)
 
     def store_path(self) -> str | None:
-        return self.store.path.replace("{name}", self.name) if self.store else None
+        if not self.store:
+            return None
+        path = self.store.path.replace("{name}", self.name)
+        return path.rstrip("/") or path  # "x.zarr/" is x.zarr: its logs go beside it, not inside
 
 
 def split_ref(ref: str) -> tuple[str, str] | None:

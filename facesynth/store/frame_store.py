@@ -17,7 +17,24 @@ from typing import Any
 import numpy as np
 import zarr
 
-from facesynth.errors import StoreError
+from facesynth.errors import StoreDamaged, StoreError
+from facesynth.store.damage import array_dirs, chunk_file, damaged, missing_chunks, undecodable_chunk
+from facesynth.store.marker import read_marker, write_marker
+
+# write every chunk, even one equal to the fill value: then a missing chunk file is damage
+zarr.config.set({"array.write_empty_chunks": True})
+
+
+def _open_root(p: Path, mode: str) -> zarr.Group:
+    """The root group; a damaged root zarr.json is a StoreDamaged naming it, not a traceback."""
+    try:
+        return zarr.open_group(str(p), mode=mode, zarr_format=3)
+    except (OSError, ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+        if mode != "r" and not (p / "zarr.json").exists():
+            raise
+        raise StoreDamaged(f"store {p}: its root metadata {p / 'zarr.json'} is damaged "
+                           f"({type(exc).__name__}: {exc}); the arrays may be intact: `facesynth store check {p}` "
+                           "says what it finds, else start over with --restart", array="zarr.json") from None
 
 
 class FrameStore:
@@ -28,6 +45,11 @@ class FrameStore:
         self.path = path
         self.mode = mode
         self._arrays: dict[str, zarr.Array] = {}  # opened array handles (metadata read once)
+        try:  # stores from before markers may have left all-fill chunks unwritten: no check there
+            marker = read_marker(path)
+        except StoreError:  # a damaged marker: `store check` reports and rewrites it
+            marker = None
+        self.checks_chunks = bool(marker and marker.get("chunk_files") == "always")
 
     # ---- opening -----------------------------------------------------------------
     @classmethod
@@ -35,7 +57,8 @@ class FrameStore:
         """Create the store if absent (keeping what is there), recording chunk_frames."""
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        root = zarr.open_group(str(p), mode="a", zarr_format=3)
+        legacy = (p / "zarr.json").exists() and read_marker(p) is None
+        root = _open_root(p, "a")
         have = root.attrs.get("chunk_frames")
         if have is not None and int(have) != int(chunk_frames):
             raise StoreError(
@@ -46,6 +69,7 @@ class FrameStore:
             root.attrs["chunk_frames"] = int(chunk_frames)
         if attrs:
             root.attrs.update(attrs)
+        write_marker(p, new_store=not legacy)  # "a facesynth store", and its id; kept if present
         return cls(root, p, "a")
 
     @classmethod
@@ -53,7 +77,7 @@ class FrameStore:
         p = Path(path)
         if not (p / "zarr.json").exists():
             raise StoreError(f"no frame store at {p} (run a capture graph first, or check the path)")
-        root = zarr.open_group(str(p), mode="r" if mode == "r" else "a", zarr_format=3)
+        root = _open_root(p, "r" if mode == "r" else "a")
         return cls(root, p, mode)
 
     # ---- dataset attributes ----------------------------------------------------------
@@ -64,7 +88,7 @@ class FrameStore:
     @property
     def attrs(self) -> dict[str, Any]:
         """Root attributes as they are on disk now (other processes may have added some)."""
-        return dict(zarr.open_group(str(self.path), mode="r", zarr_format=3).attrs)
+        return dict(_open_root(self.path, "r").attrs)
 
     def update_attrs(self, **values: Any) -> None:
         """Merge into the root attributes as they are on disk now (zarr writes its whole cached
@@ -72,15 +96,26 @@ class FrameStore:
         self._check_writable()
         with open(self.path / ".attrs.lock", "a") as lock:  # one read-merge-write at a time
             fcntl.flock(lock, fcntl.LOCK_EX)
-            self._root = zarr.open_group(str(self.path), mode="a", zarr_format=3)
+            self._root = _open_root(self.path, "a")
             self._root.attrs.update(values)
 
     # ---- arrays ------------------------------------------------------------------
+    def _member(self, name: str) -> zarr.Array | zarr.Group:
+        """`name` from the root: KeyError if absent; StoreDamaged if its metadata does not parse."""
+        try:
+            return self._root[name]
+        except KeyError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a damaged zarr.json of the array or its group
+            raise StoreDamaged(f"store {self.path}: the metadata of '{name}' (its zarr.json) is damaged "
+                               f"({type(exc).__name__}: {exc}); `facesynth store check {self.path}` removes it "
+                               "and clears the progress of its stage, a rerun rewrites it", array=name) from None
+
     def has(self, name: str) -> bool:
         if name in self._arrays:
             return True
         try:
-            self._root[name]
+            self._member(name)
             return True
         except KeyError:
             return False
@@ -99,14 +134,21 @@ class FrameStore:
 
         with warnings.catch_warnings():  # _progress/ and other non-Zarr folders live beside the arrays
             warnings.simplefilter("ignore")
-            walk(self._root, "")
+            try:
+                walk(self._root, "")
+            except Exception as exc:  # noqa: BLE001 - some member's zarr.json is damaged: name it
+                broken = array_dirs(self.path)[1] or ["?"]
+                raise StoreDamaged(f"store {self.path}: the metadata (zarr.json) of '{broken[0]}' is damaged "
+                                   f"({type(exc).__name__}: {exc}); `facesynth store check {self.path}` removes "
+                                   "it and clears the progress of its stage, a rerun rewrites it",
+                                   array=broken[0]) from None
         return sorted(out)
 
     def array(self, name: str) -> zarr.Array:
         if name in self._arrays:
             return self._arrays[name]
         try:
-            arr = self._root[name]
+            arr = self._member(name)
         except KeyError:
             raise StoreError(f"store {self.path} has no array '{name}' (has: {', '.join(self.names()) or 'none'})") from None
         if not isinstance(arr, zarr.Array):
@@ -164,9 +206,38 @@ class FrameStore:
         stop = arr.shape[0] if stop is None else stop
         if start < 0 or stop > arr.shape[0] or start > stop:
             raise StoreError(f"'{name}' has {arr.shape[0]} frames; cannot read {start}-{stop}")
-        out = np.asarray(arr[start:stop])
+        try:
+            out = np.asarray(arr[start:stop])
+        except Exception as exc:  # noqa: BLE001 - a codec error: name the chunk that does not decode
+            raise undecodable_chunk(self.path, name, arr, start, stop, exc) from None
+        if self.checks_chunks and stop > start:
+            self._check_present(name, arr, start, stop)
         out.flags.writeable = False
         return out
+
+    def _check_present(self, name: str, arr: zarr.Array, start: int, stop: int) -> None:
+        """Raise StoreDamaged if a chunk of [start, stop) whose frames are flagged ok has no file
+        (Zarr would have returned fill values for it). Costs a stat per chunk; the ok flags are
+        read only for a chunk without a file."""
+        group = name.rsplit("/", 1)[0] if "/" in name else ""
+        ok_name = f"{group}/ok"
+        if not group or name == ok_name:
+            return
+        cf = int(arr.chunks[0])
+        absent = [i for i in range(start // cf, -(-stop // cf)) if not chunk_file(self.path, name, arr, i).exists()]
+        if not absent or not self.has(ok_name):
+            return
+        ok_arr = self.array(ok_name)
+        lo, hi = absent[0] * cf, min((absent[-1] + 1) * cf, stop, ok_arr.shape[0])
+        try:
+            ok = np.asarray(ok_arr[lo:hi], bool)
+        except Exception as exc:  # noqa: BLE001
+            raise undecodable_chunk(self.path, ok_name, ok_arr, lo, hi, exc) from None
+        missing = [i for i in missing_chunks(self.path, name, arr, ok, lo) if i in absent]
+        if missing:
+            raise damaged(self.path, name, arr, missing[0],
+                          f"is missing though '{ok_name}' flags its frames as written"
+                          + (f" ({len(missing)} chunks missing in frames {start}-{stop})" if len(missing) > 1 else ""))
 
     def _check_writable(self) -> None:
         if self.mode == "r":

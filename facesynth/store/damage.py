@@ -1,0 +1,91 @@
+"""Finding damaged store data: chunk files that are missing or do not decode.
+
+Zarr reads a missing chunk file as its fill value (zeros), so a deleted chunk would pass as
+data. facesynth writes every chunk, even an all-fill one (`write_empty_chunks`, set in
+frame_store.py), and says so in the store marker ("chunk_files": "always"); in such a store
+a chunk whose frames the group's `ok` flags call good, but which has no file, is damage.
+Both kinds are raised as StoreDamaged naming the array, the chunk and its frames.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from facesynth.errors import StoreDamaged
+
+
+def repair_hint(store_path: str | Path) -> str:
+    return (f"run `facesynth store check {store_path}` (it lists every damaged chunk and clears their "
+            "progress), then run the graph again, without --restart, to rewrite them")
+
+
+def chunk_file(store_path: str | Path, name: str, arr: zarr.Array, index: int) -> Path:
+    """The file holding chunk `index` (along the frame axis) of array `name`."""
+    coords = (int(index),) + (0,) * (arr.ndim - 1)
+    return Path(store_path) / name / arr.metadata.encode_chunk_key(coords)
+
+
+def chunk_frames_of(arr: zarr.Array, index: int) -> tuple[int, int]:
+    cf = int(arr.chunks[0])
+    return index * cf, min((index + 1) * cf, int(arr.shape[0]))
+
+
+def damaged(store_path: str | Path, name: str, arr: zarr.Array, index: int, problem: str) -> StoreDamaged:
+    a, b = chunk_frames_of(arr, index)
+    return StoreDamaged(f"store {store_path}: array '{name}' chunk {index} (frames {a}-{b}) {problem}; "
+                        + repair_hint(store_path), array=name, chunk=index, frames=(a, b))
+
+
+def undecodable_chunk(store_path: str | Path, name: str, arr: zarr.Array, start: int, stop: int,
+                      exc: BaseException) -> StoreDamaged:
+    """After reading [start, stop) of `arr` failed: find the chunk that does not decode."""
+    cf = int(arr.chunks[0])
+    for index in range(start // cf, -(-stop // cf)):
+        a, b = chunk_frames_of(arr, index)
+        try:
+            arr[a:b]
+        except Exception as chunk_exc:  # noqa: BLE001 - any codec error means this chunk is bad
+            return damaged(store_path, name, arr, index, f"does not decode ({type(chunk_exc).__name__}: {chunk_exc})")
+    return StoreDamaged(f"store {store_path}: array '{name}' frames {start}-{stop} cannot be read "
+                        f"({type(exc).__name__}: {exc}); " + repair_hint(store_path), array=name,
+                        frames=(start, stop))
+
+
+def missing_chunks(store_path: str | Path, name: str, arr: zarr.Array, ok: np.ndarray, start: int) -> list[int]:
+    """Chunks of `arr` holding a frame of [start, start+len(ok)) flagged ok, but with no file."""
+    cf = int(arr.chunks[0])
+    out = []
+    for index in range(start // cf, -(-(start + len(ok)) // cf)):
+        a, b = chunk_frames_of(arr, index)
+        if ok[max(a, start) - start:b - start].any() and not chunk_file(store_path, name, arr, index).exists():
+            out.append(index)
+    return out
+
+
+def array_dirs(root: Path) -> tuple[list[str], list[str]]:
+    """Array names under the store, and names whose zarr.json does not parse (walked on disk)."""
+    arrays, broken = [], []
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = Path(dirpath).relative_to(root)
+        if rel.parts and rel.parts[0] == "_progress":
+            dirnames[:] = []
+            continue
+        if "zarr.json" not in filenames or not rel.parts:
+            continue
+        try:
+            meta = json.loads((Path(dirpath) / "zarr.json").read_text(encoding="utf-8"))
+            node_type = meta.get("node_type") if isinstance(meta, dict) else None
+        except (OSError, ValueError, UnicodeDecodeError):
+            node_type = "broken"
+        name = "/".join(rel.parts)
+        if node_type == "array":
+            arrays.append(name)
+            dirnames[:] = []
+        elif node_type == "broken":
+            broken.append(name)
+            dirnames[:] = []
+    return sorted(arrays), sorted(broken)

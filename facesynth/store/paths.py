@@ -1,0 +1,41 @@
+"""Whether a path may be a store: new, empty, or a facesynth store (cheap; no Zarr import).
+
+Used by `graph validate` (a positioned diagnostic) and by every run before it writes.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from facesynth.store.lock import LOCK
+from facesynth.store.marker import MARKER, is_facesynth_store
+
+LOCK_FILES = {LOCK, ".lock.guard"}
+
+
+def only_lock_files(p: Path) -> bool:
+    """An empty directory, or one holding only a lock left by a run that died before creating the store."""
+    try:
+        return all(e.name in LOCK_FILES or e.name.startswith(".lock-") for e in p.iterdir())
+    except OSError:
+        return False
+
+
+def store_path_problem(path: str | os.PathLike) -> str | None:
+    """Why `path` cannot be a store (a sentence), or None: it is new, empty, or a facesynth store."""
+    p = Path(path)
+    for parent in [p, *p.parents]:
+        if parent.exists() or parent.is_symlink():
+            if parent != p and not parent.is_dir():
+                return f"store path {p}: {parent} is a file, not a directory"
+            break
+    if not p.exists():
+        return None if not p.is_symlink() else f"store path {p} is a dangling symlink"
+    if not p.is_dir():
+        return f"store path {p} is an existing file, not a store directory"
+    if is_facesynth_store(p) or only_lock_files(p):
+        return None
+    if (p / MARKER).exists():
+        return f"store path {p} has a damaged store marker {MARKER}; facesynth will not write there"
+    return (f"store path {p} is an existing directory that is not a facesynth store (it has no {MARKER}); "
+            "facesynth writes only into a new directory or a store it made")
