@@ -30,7 +30,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def _sigterm_as_interrupt() -> None:
-    """`kill PID` stops a run like Ctrl-C does: progress so far is kept for the next run."""
+    """`kill PID` stops a run like Ctrl-C does: progress so far is kept for the next run.
+    Set before Ray starts; RayBackend puts it back after ray.init, which replaces it."""
     def handler(signum, frame):  # noqa: ARG001
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, handler)
@@ -53,6 +54,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     finals = {k: v for k, v in result.sink.items() if all(isinstance(x, (dict, str, int, float)) for x in v)}
     if finals:
         summary["outputs"] = finals
+    warnings = {n: s["warnings"] for n, s in (result.stats or {}).get("nodes", {}).items() if s.get("warnings")}
+    if warnings:  # e.g. {"camera": {"capture.damaged": {"jpeg": 1}}}: a run that is ok, but not silently so
+        summary["warnings"] = warnings
     print(json.dumps(summary, default=str))
     return 0 if result.status == "ok" else 1
 

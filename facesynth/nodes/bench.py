@@ -3,7 +3,9 @@
 `bench.frames` writes deterministic frames; `bench.passthrough` reads a chunk, does a small
 amount of real work (a blur), and writes its own group. The fault parameters make a replica
 raise, or kill its own process, the first time it meets a given chunk (a marker file in the
-store remembers that it already happened, so the retry succeeds).
+store remembers that it already happened, so the retry succeeds). A `bench.frames` told to die
+also logs each chunk it renders (`_faults/<node>-renders.log`), so a test can tell whether a
+restarted source redid work it had already handed over.
 """
 from __future__ import annotations
 
@@ -35,11 +37,22 @@ def bench_work(frames: np.ndarray, passes: int = 1) -> np.ndarray:
     return np.round(out).astype(np.uint8)
 
 
+def fault_once(ctx, kind: str, start: int) -> bool:
+    """True the first time this node meets fault `kind` at chunk `start` (a marker file remembers)."""
+    marker = Path(ctx.store_path or ".") / "_faults" / f"{ctx.node_id}-{kind}-{start}"
+    if marker.exists():
+        return False
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(str(os.getpid()))
+    return True
+
+
 class FramesParams(Params):
     frames: int = Field(64, ge=1, le=10_000_000)
     height: int = Field(64, ge=1, le=4096)
     width: int = Field(64, ge=1, le=4096)
     seed: int = Field(0, ge=0)
+    die_once_on: list[int] = Field(default_factory=list)  # kill the process before rendering these chunks
 
 
 @register
@@ -63,7 +76,15 @@ class BenchFrames(Node):
         for start in range(0, p.frames, cf):
             ref = ChunkRef("bench", start, min(start + cf, p.frames))
             if ref.key not in self.ctx.done:
+                if start in p.die_once_on and fault_once(self.ctx, "die", start):
+                    await asyncio.sleep(0.5)  # the supervisor takes what was produced before ...
+                    os._exit(1)               # ... then the worker dies, with no clean-up
                 await self.run_blocking(self._render, store, ref)
+                if p.die_once_on:
+                    faults = Path(self.ctx.store_path or ".") / "_faults"
+                    faults.mkdir(parents=True, exist_ok=True)
+                    with open(faults / f"{self.ctx.node_id}-renders.log", "a") as fh:
+                        fh.write(ref.key + "\n")
             yield Output("frames", ref, key=ref.key)
 
 
@@ -82,14 +103,6 @@ class BenchPassthrough(Node):
     inputs = {"frames": "ChunkRef of a group with a 'frames' array"}
     outputs = {"frames": "ChunkRef of the group named after this node"}
 
-    def _fault_once(self, kind: str, start: int) -> bool:
-        marker = Path(self.ctx.store_path or ".") / "_faults" / f"{self.ctx.node_id}-{kind}-{start}"
-        if marker.exists():
-            return False
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(str(os.getpid()))
-        return True
-
     async def setup(self) -> None:
         self.store = self.ctx.store()
 
@@ -103,9 +116,9 @@ class BenchPassthrough(Node):
 
     async def process(self, port: str, item: ChunkRef) -> list[Output]:
         p = self.params
-        if item.start in p.fail_once_on and self._fault_once("fail", item.start):
+        if item.start in p.fail_once_on and fault_once(self.ctx, "fail", item.start):
             raise RuntimeError(f"injected failure on chunk {item.key}")
-        if item.start in p.die_once_on and self._fault_once("die", item.start):
+        if item.start in p.die_once_on and fault_once(self.ctx, "die", item.start):
             os._exit(1)  # a killed worker: no clean-up, no exception
         if p.delay_ms:
             await asyncio.sleep(p.delay_ms / 1000.0)

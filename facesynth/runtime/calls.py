@@ -5,10 +5,16 @@ next, already sent, which hides the call's round trip. When the replica fails, t
 working on is charged with the error and the restart; a call sent to it before that restart is
 sent again without a charge, since it failed, or was lost, with the replica and not by itself.
 Each replica's restarts are counted in an epoch to tell the two apart.
+
+The retry budget is per item (`max_restarts` charged failures, counted until the item
+succeeds): an item charged as part of a lost batch keeps that charge when it is retried alone.
+Ray itself restarts a dead actor without a lifetime cap; this budget is what bounds retries.
+A restarted replica is first brought up to date with the run's progress (`on_restarted`), so
+a source does not redo chunks it already emitted in this run.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from facesynth.errors import RunError
 from facesynth.runtime.backends import WorkerLost, wait_alive
@@ -17,13 +23,19 @@ from facesynth.runtime.backends import WorkerLost, wait_alive
 class ReplicaCalls:
     """Sends calls to replicas and settles failed ones: retry, restart, or fail the run."""
 
-    def __init__(self, backend: Any, record: Callable[[dict], None]):
+    def __init__(self, backend: Any, record: Callable[[dict], None],
+                 on_restarted: Callable[[Any, Any], Awaitable[None]] | None = None):
         self.backend = backend
         self.record = record
+        self.on_restarted = on_restarted  # (pn, handle): tell a fresh replica what is done
         self._epochs: dict[int, int] = {}  # id(handle) -> restarts so far
+        self._charges: dict[tuple[str, str], int] = {}  # (node, item key) -> failures charged, until it succeeds
 
     def epoch(self, handle: Any) -> int:
         return self._epochs.get(id(handle), 0)
+
+    def charged(self, node: str, key: str) -> int:
+        return self._charges.get((node, key), 0)
 
     async def send(self, handle: Any, method: str, *args: Any) -> dict:
         """One call; a lost worker comes back as a failed result, never as an exception."""
@@ -39,23 +51,29 @@ class ReplicaCalls:
 
     async def settle(self, pn: Any, handle: Any, res: dict, epoch: int, method: str, args: tuple,
                      chunk: str) -> dict:
-        """Retry `method(*args)`, sent at `epoch`, until it succeeds or its retries are spent."""
-        attempts = 0
+        """Retry `method(*args)`, sent at `epoch`, until it succeeds or `chunk`'s retries are spent."""
         while not res.get("ok"):
-            attempts += await self.recover(pn, handle, res, epoch, chunk, attempts + 1)
+            await self.recover(pn, handle, res, epoch, chunk)
             epoch = self.epoch(handle)
             res = await self.send(handle, method, *args)
+        for key in chunk.split(","):
+            self._charges.pop((pn.id, key), None)
         return res
 
-    async def recover(self, pn: Any, handle: Any, res: dict, epoch: int, chunk: str, attempt: int) -> bool:
-        """After call `res` (sent at `epoch`) failed: make the replica usable again. Charges
-        `chunk` with the error and the restart (True), or not when the replica was restarted
-        since the call was sent (False); raises RunError when `attempt` is past the limit."""
+    async def recover(self, pn: Any, handle: Any, res: dict, epoch: int, chunk: str) -> bool:
+        """After call `res` (sent at `epoch`) failed: make the replica usable again. Charges each
+        item of `chunk` ("k1,k2": a lost batch) with the error and the restart (True), or nothing
+        when the replica was restarted since the call was sent (False); raises RunError when an
+        item has been charged more than `max_restarts` times."""
         if self.epoch(handle) != epoch:
             if res.get("lost"):
-                await wait_alive(self.backend, handle)
+                await self._wait_alive(pn, handle, chunk)
             return False
         pn.stats.errors += 1
+        keys = chunk.split(",")
+        for key in keys:
+            self._charges[(pn.id, key)] = self.charged(pn.id, key) + 1
+        attempt = max(self.charged(pn.id, key) for key in keys)
         fatal = attempt > pn.max_restarts or not res.get("retryable", True)
         self.record({"type": "error", "node": pn.id, "chunk": chunk, "error": res["error"],
                      "traceback": res.get("traceback", ""), "restart": attempt, "fatal": fatal})
@@ -63,8 +81,20 @@ class ReplicaCalls:
             raise RunError(pn.id, chunk, res["error"], res.get("traceback", ""))
         pn.stats.restarts += 1
         self._epochs[id(handle)] = epoch + 1
-        if res.get("lost"):
-            await wait_alive(self.backend, handle)
+        if res.get("lost"):  # Ray restarts the actor: wait for it, then tell it where the run is
+            await self._wait_alive(pn, handle, chunk)
+            await self._bring_up_to_date(pn, handle)
         else:
+            await self._bring_up_to_date(pn, handle)
             await self.send(handle, "restart")
         return True
+
+    async def _wait_alive(self, pn: Any, handle: Any, chunk: str) -> None:
+        try:
+            await wait_alive(self.backend, handle)
+        except WorkerLost as exc:
+            raise RunError(pn.id, chunk, f"worker lost and not restarted: {exc}") from None
+
+    async def _bring_up_to_date(self, pn: Any, handle: Any) -> None:
+        if self.on_restarted is not None:
+            await self.on_restarted(pn, handle)

@@ -124,8 +124,9 @@ class ReplicaFeeder:
             rest = items[len(results):]
             if res.get("lost") and len(rest) > 1:
                 # the worker died holding several items: which one killed it is unknown, so the
-                # loss is charged to all of them together, and each is then retried on its own
-                await calls.recover(pn, handle, res, epoch, chunk_label(rest), 1)
+                # loss is charged to each of them, and each is then retried on its own with
+                # what is left of its budget
+                await calls.recover(pn, handle, res, epoch, chunk_label(rest))
                 for one in rest:
                     res = await calls.call(pn, handle, "process_batch", pairs([one]), chunk=chunk_label([one]))
                     await self.done(one[2], res["results"][0])

@@ -83,6 +83,14 @@ class NodeHost:
 
         return await self._locked(nothing)
 
+    async def set_progress(self, done: dict[str, list[dict]]) -> dict:
+        """The run's current progress, sent after a restart: Ray rebuilds a dead actor from its
+        start-up arguments, whose `done` is what was finished before this run began."""
+        if done is not self.ctx.done:  # in-process, the supervisor's own dict is shared already
+            self.ctx.done.clear()
+            self.ctx.done.update(done)
+        return {"ok": True, "outputs": []}
+
     async def restart(self) -> dict:
         """Drop the node instance (after a failure) and set up a fresh one."""
         async with self._lock:

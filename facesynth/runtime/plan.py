@@ -20,6 +20,7 @@ class NodeStats:
     errors: int = 0
     restarts: int = 0
     skipped: int = 0
+    warnings: dict = field(default_factory=dict)  # event name -> {tally: count}: events sent with `tally=`
     calls: int = 0  # work calls to replicas (a call carries one item or a batch)
     started: float | None = None
     ended: float | None = None

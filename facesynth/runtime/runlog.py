@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -43,24 +44,49 @@ class RunLog:
         self._fh.close()
 
 
-class MetricsActor:
-    """Ray named actor holding the current run's records (for `dashboard --address`)."""
+METRICS_WINDOW = 5000  # records the metrics actor keeps (about 40 minutes of a busy live run's stats)
 
-    def __init__(self) -> None:
-        self.records: list[dict] = []
+
+class MetricsActor:
+    """Ray named actor holding the current run's records (for `dashboard --address`).
+
+    It keeps the run's `run_start` and the last `window` records: a live run that goes on for
+    days does not grow it. Each record carries `seq`, its position in the run (run_start is 0);
+    `since(n)` gives the kept records from position n on, and `since(0)` the run_start first,
+    so a reader that fell behind (or arrives late) continues from the last `seq` it got."""
+
+    def __init__(self, window: int = METRICS_WINDOW) -> None:
+        self.window = max(1, window)
+        self.start: dict | None = None
+        self.recent: deque[dict] = deque(maxlen=self.window)
+        self.total = 0  # records appended in this run
+
+    @property
+    def records(self) -> list[dict]:
+        head = [self.start] if self.start is not None and self.total > len(self.recent) else []
+        return head + list(self.recent)
 
     async def append(self, records: list[dict]) -> int:
         for r in records:
-            if r.get("type") == "run_start":
-                self.records = []
-            self.records.append(r)
-        return len(self.records)
+            new_run = r.get("type") == "run_start"
+            if new_run:
+                self.total = 0
+                self.recent.clear()
+            rec = {**r, "seq": self.total}
+            if new_run:
+                self.start = rec
+            self.recent.append(rec)
+            self.total += 1
+        return self.total
 
     async def since(self, n: int) -> list[dict]:
-        return self.records[n:]
+        if n <= 0:
+            return self.records
+        first = self.total - len(self.recent)  # position of the oldest record kept
+        return list(self.recent)[max(0, n - first):]
 
     async def snapshot(self) -> list[dict]:
-        return list(self.records)
+        return self.records
 
 
 def metrics_actor(ray_module: Any) -> Any:

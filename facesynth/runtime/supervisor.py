@@ -6,12 +6,16 @@ two in flight), so a slow consumer blocks its producer (backpressure). A failed 
 retried on a restarted replica up to `max_restarts` times (runtime/calls.py), then the run
 fails naming node, chunk and cause. Finished work units are appended to the
 store's progress log, so a rerun skips them.
+
+Every way a run ends is written as its `run_end`: ok; failed (with node, chunk and cause,
+also for an unexpected exception of the runtime itself); interrupted (Ctrl-C, SIGTERM, a
+cancelled task). Every replica is closed on every way out.
 """
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -24,10 +28,9 @@ from facesynth.runtime.calls import ReplicaCalls
 from facesynth.runtime.feed import MAX_BATCH, ReplicaFeeder
 from facesynth.runtime.plan import Plan, PlannedNode, build_plan
 from facesynth.runtime.runlog import RunLog, run_log_dir
-from facesynth.store.frame_store import FrameStore
+from facesynth.runtime.stats import STATS_PERIOD_S, StatsGate, stats_record
 from facesynth.store.progress import Progress
-
-STATS_PERIOD_S = 0.5
+from facesynth.store.run_store import open_run_store
 
 
 def encode_outputs(outputs: list[tuple]) -> list[dict] | None:
@@ -58,7 +61,8 @@ class RunResult:
 
 class Supervisor:
     def __init__(self, graph: LoadedGraph, backend: Any, restart: bool = False,
-                 on_record: Callable[[dict], None] | None = None, metrics: Any = None):
+                 on_record: Callable[[dict], None] | None = None, metrics: Any = None,
+                 clock: Callable[[], float] = time.monotonic):
         self.graph, self.spec, self.backend = graph, graph.spec, backend
         self.restart = restart
         self.on_record = on_record
@@ -72,7 +76,9 @@ class Supervisor:
         self._emitted: dict[str, set[str]] = {}
         self._t0 = time.time()
         self._draining: dict[tuple[str, int], asyncio.Task] = {}
-        self.calls = ReplicaCalls(backend, self._record)
+        self.calls = ReplicaCalls(backend, self._record, on_restarted=self._bring_up_to_date)
+        self._stats_gate = StatsGate(clock=clock)
+        self._closed: set[int] = set()  # id() of the replicas already closed
 
     # ---- records --------------------------------------------------------------------
     def _record(self, rec: dict) -> None:
@@ -82,43 +88,49 @@ class Supervisor:
         if self.on_record is not None:
             self.on_record(rec)
 
-    def _stats_record(self) -> dict:
-        now = time.time()
-        nodes = {}
-        for pn in self.plan.nodes.values():
-            s = pn.stats
-            span = ((s.ended or now) - s.started) if s.started else 0.0
-            nodes[pn.id] = {
-                "state": s.state, "replicas": s.replicas, "items": s.items, "total": s.total,
-                "rate": round(s.items / span, 3) if span > 0 else 0.0, "busy_s": round(s.busy_s, 4),
-                "busy_pct": round(100.0 * s.busy_s / (span * s.replicas), 1) if span > 0 else 0.0,
-                "errors": s.errors, "restarts": s.restarts, "skipped": s.skipped, "calls": s.calls,
-            }
-        edges = {e.id: {"depth": e.depth, "bound": e.bound, "blocked_s": round(e.stats.blocked_s, 4),
-                        "drops": e.stats.drops, "sent": e.stats.sent, "max_depth": e.stats.max_depth}
-                 for e in self.plan.edges}
-        return {"type": "stats", "elapsed_s": round(now - self._t0, 3), "nodes": nodes, "edges": edges}
+    def _emit_stats(self, final: bool = False) -> dict:
+        """A stats record for the screen; the log and the metrics actor keep it only when it says
+        something new, or one per idle period (runtime/stats.py), and always the final one."""
+        rec = stats_record(self.plan, self._t0)
+        if final or self._stats_gate.admit(rec):
+            self._record(rec)
+        elif self.on_record is not None:
+            rec["t"] = time.time()
+            self.on_record(rec)
+        return rec
 
     # ---- set-up ---------------------------------------------------------------------
     def _prepare_store(self) -> None:
         if not self.store_path:
             return
-        if self.restart and Path(self.store_path).exists():
-            shutil.rmtree(self.store_path)
-        FrameStore.create(self.store_path, chunk_frames=self.spec.store.chunk_frames)
+        # checks the path, takes the store's lock (one run per store), empties it on --restart
+        self._store_lock = open_run_store(self.store_path, self.run_id, self.spec.store.chunk_frames, self.restart)
 
     def _start_replicas(self) -> None:
         cf = self.spec.store.chunk_frames if self.spec.store else 8
         for pn in self.plan.nodes.values():
             if self.progress is not None and pn.recorded:
                 pn.done = self.progress.load(pn.id)
-            for r in range(pn.replicas):
-                ctx = NodeContext(node_id=pn.id, kind=pn.spec.kind, replica=r, replicas=pn.replicas,
-                                  store_path=self.store_path, chunk_frames=cf, run_dir=str(self.log.path.parent),
-                                  graph_name=self.spec.name, restart=self.restart, done=pn.done)
-                pn.handles.append(self.backend.create(
-                    pn.spec.kind, pn.spec.params, ctx, pn.spec.resources.cpus if "cpus" in pn.spec.resources.model_fields_set else None,
-                    pn.spec.resources.gpus, pn.max_restarts, spread=pn.replicas > 1, module=pn.cls.__module__))
+            try:
+                self._create_replicas(pn, cf)
+            except Exception as exc:  # e.g. a resource Ray cannot provide
+                raise RunError(pn.id, "start", f"{type(exc).__name__}: {exc}", traceback.format_exc()) from exc
+
+    def _create_replicas(self, pn: PlannedNode, cf: int) -> None:
+        res = pn.spec.resources
+        for r in range(pn.replicas):
+            ctx = NodeContext(node_id=pn.id, kind=pn.spec.kind, replica=r, replicas=pn.replicas,
+                              store_path=self.store_path, chunk_frames=cf, run_dir=str(self.log.path.parent),
+                              graph_name=self.spec.name, restart=self.restart, done=pn.done)
+            pn.handles.append(self.backend.create(
+                pn.spec.kind, pn.spec.params, ctx, res.cpus if "cpus" in res.model_fields_set else None,
+                res.gpus, pn.max_restarts, spread=pn.replicas > 1, module=pn.cls.__module__))
+
+    async def _bring_up_to_date(self, pn: PlannedNode, handle: Any) -> None:
+        """A restarted replica learns what this run already finished (Ray rebuilds a dead actor
+        from its start-up arguments): a source then skips chunks it emitted before dying."""
+        if pn.recorded:
+            await self.calls.send(handle, "set_progress", pn.done)
 
     async def _route(self, pn: PlannedNode, outputs: list[tuple]) -> None:
         for port, item, _key in outputs:
@@ -179,7 +191,8 @@ class Supervisor:
             res = await self.calls.call(pn, h, "finish", chunk="finish")
             await self._route(pn, res["outputs"])
         for h in pn.handles:
-            await self.backend.call(h, "close")
+            await self.calls.send(h, "close")  # a worker lost now has nothing left to release
+            self._closed.add(id(h))
         for (src, _port), edges in self.plan.consumers.items():
             if src == pn.id:
                 for edge in edges:
@@ -193,7 +206,7 @@ class Supervisor:
     async def _stats_loop(self) -> None:
         while True:
             await self._drain_events()
-            self._record(self._stats_record())
+            self._emit_stats()
             await asyncio.sleep(STATS_PERIOD_S)
 
     async def _drain_one(self, pn: PlannedNode, handle: Any) -> None:
@@ -204,6 +217,9 @@ class Supervisor:
         for ev in events:
             if ev.get("name") == "plan" and isinstance(ev.get("total"), int):
                 pn.stats.total = ev["total"]
+            if isinstance(ev.get("tally"), str):  # a warning counted in the run summary (e.g. capture.damaged)
+                counts = pn.stats.warnings.setdefault(str(ev.get("name")), {})
+                counts[ev["tally"]] = counts.get(ev["tally"], 0) + 1
             self._record(ev)
 
     async def _drain_events(self, wait: bool = False) -> None:
@@ -225,8 +241,10 @@ class Supervisor:
         await asyncio.gather(*(self.calls.call(pn, h, "setup", chunk="setup") for pn, h in live))
 
     async def _close_all(self) -> None:
-        """After a failure or interruption: let every replica release sockets and report last events."""
-        calls = [self.backend.call(h, "close") for pn in self.plan.nodes.values() for h in pn.handles]
+        """On every way out: each replica not closed yet releases its sockets and files."""
+        calls = [self.backend.call(h, "close") for pn in self.plan.nodes.values() for h in pn.handles
+                 if id(h) not in self._closed]
+        self._closed.update(id(h) for pn in self.plan.nodes.values() for h in pn.handles)
         try:
             await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), timeout=10)
         except asyncio.TimeoutError:
@@ -234,7 +252,20 @@ class Supervisor:
 
     # ---- the run ------------------------------------------------------------------------
     async def run(self) -> RunResult:
-        self._prepare_store()
+        try:
+            self._prepare_store()
+        except BaseException:  # refused (store path, lock): leave no empty run log to mislead the dashboard
+            self.log.close()
+            if self.log.path.exists() and self.log.path.stat().st_size == 0:
+                self.log.path.unlink()
+            raise
+        try:
+            return await self._run_locked()
+        finally:  # every way out, exceptions and interrupts included, frees the store
+            if getattr(self, "_store_lock", None) is not None:
+                self._store_lock.release()
+
+    async def _run_locked(self) -> RunResult:
         self._record({"type": "run_start", "run_id": self.run_id, "graph": self.spec.name, "file": self.graph.file,
                       "store": self.store_path, "backend": self.backend.name,
                       "nodes": [{"id": pn.id, "kind": pn.spec.kind, "replicas": pn.replicas,
@@ -242,43 +273,63 @@ class Supervisor:
                                 for pn in self.plan.nodes.values()],
                       "edges": [{"id": e.id, "src": e.src, "dst": e.dst, "queue": e.bound, "policy": e.policy}
                                 for e in self.plan.edges]})
-        self._start_replicas()
         stats_task = asyncio.create_task(self._stats_loop())
         status, error = "ok", None
         tasks: list[asyncio.Task] = []
         try:
+            self._start_replicas()
             await self._setup_live_nodes()
             tasks = [asyncio.create_task(self._run_node(pn), name=pn.id) for pn in self.plan.nodes.values()]
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for t in done:
                 if t.exception() is not None:
-                    raise t.exception()
+                    raise _as_run_error(t.get_name(), t.exception())
         except RunError as exc:
             status, error = "failed", exc
-            for pn in self.plan.nodes.values():
-                if pn.id == exc.node:
-                    pn.stats.state = "failed"
-        except (asyncio.CancelledError, KeyboardInterrupt) as exc:
+        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit) as exc:
             status, error = "interrupted", exc
+        except Exception as exc:  # a fault of the runtime itself, outside any node's work
+            status, error = "failed", _as_run_error("-", exc)
         finally:
+            if isinstance(error, RunError):
+                for pn in self.plan.nodes.values():
+                    if pn.id == error.node:
+                        pn.stats.state = "failed"
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if status != "ok":
-                await self._close_all()
+            await self._close_all()
             stats_task.cancel()
             await asyncio.gather(stats_task, return_exceptions=True)
             try:
                 await asyncio.wait_for(self._drain_events(wait=True), timeout=30)
             except asyncio.TimeoutError:
                 pass  # a replica that cannot answer any more has nothing more to tell
-            final = self._stats_record()
-            self._record(final)
-            self._record({"type": "run_end", "status": status, "error": str(error) if error else None,
-                          "elapsed_s": round(time.time() - self._t0, 3)})
+            final = self._emit_stats(final=True)
+            end: dict[str, Any] = {"type": "run_end", "status": status, "error": _describe(error),
+                                   "elapsed_s": round(time.time() - self._t0, 3)}
+            if isinstance(error, RunError):
+                end.update(node=error.node, chunk=error.chunk, cause=error.cause)
+            self._record(end)
             self.log.close()
-        if isinstance(error, RunError):
-            raise error
         if isinstance(error, BaseException):
             raise error
         return RunResult(status, self.log.path, self.store_path, final, self.sink)
+
+
+def _as_run_error(node: str, exc: BaseException) -> BaseException:
+    """A node task's exception as the run's failure; an interruption stays what it is."""
+    if isinstance(exc, RunError) or not isinstance(exc, Exception):
+        return exc
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return RunError(node, "-", f"{type(exc).__name__}: {exc}", tb)
+
+
+def _describe(error: BaseException | None) -> str | None:
+    if error is None:
+        return None
+    if isinstance(error, (KeyboardInterrupt, asyncio.CancelledError)):
+        return type(error).__name__
+    if isinstance(error, SystemExit):
+        return f"SystemExit({error.code})"
+    return str(error)

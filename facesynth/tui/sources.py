@@ -229,12 +229,13 @@ class ActorSource:
             return []
         self.error = None
         recs = [r for r in (recs or []) if isinstance(r, dict)]
+        seqs = [r.pop("seq", None) for r in recs]  # positions: the metrics actor keeps a window
         if overlap:
             if not recs or recs[0] != self._last:
                 self._n = 0  # the actor was reset by a new run: read that one from its start
                 return []
-            recs = recs[1:]
-        self._n += len(recs)
+            recs, seqs = recs[1:], seqs[1:]
+        self._n = seqs[-1] + 1 if seqs and isinstance(seqs[-1], int) else self._n + len(recs)
         if recs:
             self._last = recs[-1]
         for r in recs:

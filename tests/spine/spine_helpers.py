@@ -10,8 +10,9 @@ from facesynth.nodes.bench import bench_frames, bench_work
 
 
 def passthrough_graph(tmp_path: Path, frames: int = 48, chunk: int = 8, queue: int = 4, blur: str = "",
-                      replicas: int = 1, max_restarts: int = 3) -> str:
-    """A source -> blur -> blur2 graph file in tmp_path; `blur` adds params to the first blur."""
+                      replicas: int = 1, max_restarts: int = 3, src: str = "") -> str:
+    """A source -> blur -> blur2 graph file in tmp_path; `blur` and `src` add params to the first
+    blur and to the source."""
     text = f"""\
     version: 1
     name: pt
@@ -22,7 +23,7 @@ def passthrough_graph(tmp_path: Path, frames: int = 48, chunk: int = 8, queue: i
     nodes:
       - id: src
         kind: bench.frames
-        params: {{frames: {frames}, height: 16, width: 16}}
+        params: {{frames: {frames}, height: 16, width: 16{', ' + src if src else ''}}}
       - id: blur
         kind: bench.passthrough
         replicas: {replicas}

@@ -35,22 +35,29 @@ class CountingBackend(LocalBackend):
     batch call; `lose_first` makes the first batch call fail as if the worker process had
     died holding it."""
 
-    def __init__(self, lose_first: bool = False) -> None:
+    def __init__(self, lose_first: bool = False, lose_on: int | None = None) -> None:
         self.calls: dict[str, int] = {}
         self.sizes: list[int] = []
         self.lose_first = lose_first
+        self.lose_on = lose_on  # a chunk start whose every delivery kills the worker
+        self.deliveries: dict[int, int] = {}  # chunk start -> process_batch calls that carried it
 
     async def call(self, host, method, *args):
         self.calls[method] = self.calls.get(method, 0) + 1
         if method == "process_batch":
             self.sizes.append(len(args[0]))
+            for _port, item in args[0]:
+                self.deliveries[item.start] = self.deliveries.get(item.start, 0) + 1
+            if any(item.start == self.lose_on for _port, item in args[0]):
+                raise WorkerLost("the worker died")
         if method == "process_batch" and self.lose_first:
             self.lose_first = False
             raise WorkerLost("the worker died")
         return await super().call(host, method, *args)
 
 
-def fed_node(tmp_path: Path, chunks: int, params: dict, max_restarts: int = 3, lose_first: bool = False):
+def fed_node(tmp_path: Path, chunks: int, params: dict, max_restarts: int = 3, lose_first: bool = False,
+             lose_on: int | None = None):
     """A bench.passthrough replica in this process with `chunks` chunks of 8 frames queued."""
     store = FrameStore.create(tmp_path / "s.zarr", chunk_frames=8)
     store.ensure_array("bench/frames", 8 * chunks, (16, 16), np.uint8)
@@ -62,7 +69,7 @@ def fed_node(tmp_path: Path, chunks: int, params: dict, max_restarts: int = 3, l
     pn.inbox = NodeInbox([edge])
     ctx = NodeContext(node_id="blur", kind=pn.spec.kind, replica=0, replicas=1, store_path=str(tmp_path / "s.zarr"),
                       chunk_frames=8, run_dir=str(tmp_path), graph_name="t", restart=False, done={})
-    backend = CountingBackend(lose_first)
+    backend = CountingBackend(lose_first, lose_on)
     host = backend.create(pn.spec.kind, params, ctx, None, 0, max_restarts, False)
     return pn, edge, backend, host
 
@@ -119,6 +126,28 @@ async def test_a_worker_lost_with_a_batch_charges_the_batch_once_then_retries_ea
     assert backend.sizes == [6, 1, 1, 1, 1, 1, 1]  # then each alone: a chunk that kills its worker is found out
     out = FrameStore.open(tmp_path / "s.zarr", "r").read("blur/frames")
     np.testing.assert_array_equal(out, bench_work(bench_frames(0, 48, 16, 16, 0)))
+
+
+async def test_a_batch_lost_with_its_worker_keeps_its_items_budgets(tmp_path):
+    """A chunk that kills its worker every time gets max_restarts + 1 deliveries in all, the
+    one inside the lost batch included: retrying it alone does not start its count over."""
+    pn, edge, backend, host = fed_node(tmp_path, 6, {}, max_restarts=2, lose_on=16)
+    for c in range(6):
+        await pn.inbox.put(edge, ChunkRef("bench", 8 * c, 8 * c + 8))
+    await pn.inbox.close(edge)
+    pn.stats.items, pn.stats.busy_s = 1, 0.001  # as if measured at 1 ms per item: one batch of 6
+    errors: list[dict] = []
+
+    async def done(key, outputs):
+        pass
+
+    with pytest.raises(RunError) as ei:
+        await ReplicaFeeder(pn, host, ReplicaCalls(backend, errors.append), done, done, call_work_s=1e3).run()
+    assert (ei.value.node, ei.value.chunk) == ("blur", "bench:16-24")
+    assert backend.deliveries[16] == 3  # max_restarts + 1: in the batch, then twice alone
+    assert [(e["chunk"].count(","), e["restart"], e["fatal"]) for e in errors] == [
+        (5, 1, False), (0, 2, False), (0, 3, True)]
+    assert errors[1]["chunk"] == errors[2]["chunk"] == "bench:16-24"
 
 
 async def test_spent_retries_inside_a_batch_fail_the_run_naming_the_chunk(tmp_path):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -16,12 +15,12 @@ pytestmark = pytest.mark.ray
 
 @pytest.fixture(scope="module")
 def ray_session():
-    ray = pytest.importorskip("ray")
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    ray.init(num_cpus=2, include_dashboard=False, namespace="facesynth", _node_ip_address="127.0.0.1",
-             configure_logging=False)
-    yield ray
-    ray.shutdown()
+    pytest.importorskip("ray")
+    from facesynth.runtime.backends import RayBackend
+
+    backend = RayBackend()  # embedded, on loopback, as `facesynth graph run` starts it
+    yield backend.ray
+    backend.shutdown()
 
 
 def test_ray_and_local_give_the_same_store(tmp_path, make_graph, ray_session):
@@ -56,3 +55,24 @@ def test_killed_worker_is_restarted_and_nothing_is_lost_or_duplicated(tmp_path, 
     lines = (tmp_path / "store.zarr" / "_progress" / "blur.jsonl").read_text().splitlines()
     keys = [json.loads(x)["key"] for x in lines]
     assert sorted(keys) == sorted(set(keys)) and len(keys) == 6  # each chunk recorded exactly once
+
+
+def test_a_replica_outlives_any_number_of_worker_deaths_each_retry_fixes(tmp_path, make_graph, ray_session):
+    """Four deaths of one replica's worker, each on another chunk, with max_restarts 3: the
+    budget is per item, so Ray restarts the actor every time and the run completes."""
+    res = run_graph(make_graph(tmp_path, frames=48, blur="die_once_on: [0, 8, 16, 24]", max_restarts=3),
+                    backend="ray", shutdown=False)
+    assert res.status == "ok" and res.stats["nodes"]["blur"]["restarts"] == 4
+    np.testing.assert_array_equal(FrameStore.open(tmp_path / "store.zarr", "r").read("blur2/frames"),
+                                  expected_blur2(48))
+
+
+def test_a_restarted_source_skips_the_chunks_it_emitted_in_this_run(tmp_path, make_graph, ray_session):
+    """The source's worker dies before chunk 40: Ray rebuilds it from its start-up arguments,
+    and the supervisor tells it what was already emitted, so no chunk is rendered twice."""
+    res = run_graph(make_graph(tmp_path, frames=64, src="die_once_on: [40]"), backend="ray", shutdown=False)
+    assert res.status == "ok" and res.stats["nodes"]["src"]["restarts"] == 1
+    renders = (tmp_path / "store.zarr" / "_faults" / "src-renders.log").read_text().split()
+    assert sorted(renders) == sorted(f"bench:{s}-{s + 8}" for s in range(0, 64, 8))  # each exactly once
+    np.testing.assert_array_equal(FrameStore.open(tmp_path / "store.zarr", "r").read("blur2/frames"),
+                                  expected_blur2(64))
