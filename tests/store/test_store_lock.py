@@ -104,7 +104,7 @@ def test_the_lock_is_released_when_a_run_fails_or_is_interrupted(tmp_path):
 
 def test_two_real_runs_on_one_store_the_second_is_refused_and_the_first_wins(tmp_path, capsys):
     store = tmp_path / "store.zarr"
-    graph = bench_graph(tmp_path, store, blur="delay_ms: 400")
+    graph = bench_graph(tmp_path, store, blur="delay_ms: 1200")
     first = subprocess.Popen([sys.executable, "-m", "facesynth.cli", "graph", "run", graph, "--local", "--quiet"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
