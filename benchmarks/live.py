@@ -1,8 +1,10 @@
 """Live inference benchmark: the live graph driven at 30, 60, 90 Hz vs the generator in a plain loop.
 
 For each rate a sender process streams msgpack landmark messages (with its send time) into
-live.msgpack_in -> live.generator -> live.msgpack_out (local backend: one process, the lowest-latency
-way to run it), and a client here receives the RGBD frames. Reported per rate: achieved fps, latency
+live.msgpack_in -> live.generator -> live.msgpack_out and, in the same run, live.viewer (the browser
+viewer's WebSocket; local backend: one process, the lowest-latency way to run it); a TCP client and
+a WebSocket client here receive the frames (the viewer's `viewer` block: fps and latency
+landmarks in -> frame received from the page's socket). Reported per rate: achieved fps, latency
 sender -> client (client clock, same machine) and landmarks received -> frame sent (the graph's own
 live.stats) as min/p50/p99, generator ms, frames skipped by the `latest` edges. The baseline is the
 same work (draw + generator + mask + rgb/depth conversion) called directly in a loop on this machine
@@ -93,6 +95,34 @@ def receive(port: int, frames: list, ready, stop: threading.Event) -> None:
                 ready.set()
 
 
+def receive_viewer(port: int, frames: list, stop: threading.Event) -> None:
+    """A WebSocket client like the viewer page: (receive time, t_sender, t_recv) per frame."""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    from facesynth.live.viewer_server import decode_viewer_frame
+
+    while not stop.is_set():
+        try:
+            ws = connect(f"ws://127.0.0.1:{port}/ws", max_size=None, open_timeout=2).__enter__()
+            break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        return
+    with ws:
+        while not stop.is_set():
+            try:
+                msg = ws.recv(timeout=0.5)
+            except TimeoutError:
+                continue
+            except ConnectionClosed:
+                return
+            now = time.time()
+            head, _, _ = decode_viewer_frame(msg)
+            frames.append((now, head.get("t_sender"), head["t_recv"]))
+
+
 def pct(values: list[float]) -> dict:
     if not values:
         return {"min": None, "p50": None, "p99": None}
@@ -129,7 +159,7 @@ def direct_loop(model: str, device: str, seconds: float, threads: int) -> dict:
 def run_rate(model: str, device: str, threads: int, size: int, rate: float, seconds: float, workdir: Path) -> dict:
     from facesynth.runtime.api import run_graph
 
-    tin, tout = free_port(), free_port()
+    tin, tout, tview = free_port(), free_port(), free_port()
     graph = workdir / f"live_{int(rate)}.yaml"
     graph.write_text(textwrap.dedent(f"""\
         version: 1
@@ -147,6 +177,10 @@ def run_rate(model: str, device: str, threads: int, size: int, rate: float, seco
             kind: live.msgpack_out
             params: {{port: {tout}}}
             inputs: {{rgbd: {{from: generator/rgbd, policy: latest, queue: 1}}}}
+          - id: viewer
+            kind: live.viewer
+            params: {{port: {tview}}}
+            inputs: {{rgbd: {{from: generator/rgbd, policy: latest, queue: 1}}}}
         """))
     ctx = mp.get_context("spawn")
     ready, phase_start, sent = ctx.Event(), ctx.Value("d", 0.0), ctx.Value("i", 0)
@@ -154,22 +188,31 @@ def run_rate(model: str, device: str, threads: int, size: int, rate: float, seco
     stop = threading.Event()
     client = threading.Thread(target=receive, args=(tout, frames, ready, stop), daemon=True)
     client.start()
+    vframes: list = []
+    vclient = threading.Thread(target=receive_viewer, args=(tview, vframes, stop), daemon=True)
+    vclient.start()
     proc = ctx.Process(target=sender, args=(tin, rate, seconds, size, ready, phase_start, sent))
     proc.start()
     res = run_graph(str(graph), backend="local")
     proc.join(30)
     stop.set()
     client.join(10)
+    vclient.join(10)
     t0 = phase_start.value
     measured = [f for f in frames if f[1] is not None and f[1] >= t0]
+    vmeasured = [f for f in vframes if f[1] is not None and f[1] >= t0]
     stats = [json.loads(line) for line in Path(res.run_log).read_text().splitlines()]
-    final = [r for r in stats if r.get("name") == "live.stats" and r.get("final")]
-    final = final[0] if final else {}
+    finals = {r.get("node"): r for r in stats if r.get("name") == "live.stats" and r.get("final")}
+    final, vfinal = finals.get("out", {}), finals.get("viewer", {})
     return {"rate_hz": rate, "seconds": seconds, "sent": int(sent.value), "received": len(measured),
             "achieved_fps": round(len(measured) / seconds, 2),
             "latency_ms_sender_to_client": pct([(r - s) * 1000.0 for r, s, _ in measured]),
             "latency_ms_graph": final.get("latency_ms"), "generator_ms": final.get("generator_ms"),
-            "skipped_by_latest": final.get("skipped")}
+            "skipped_by_latest": final.get("skipped"),
+            "viewer": {"received": len(vmeasured), "achieved_fps": round(len(vmeasured) / seconds, 2),
+                       "latency_ms_sender_to_page": pct([(r - s) * 1000.0 for r, s, _ in vmeasured]),
+                       "latency_ms_landmarks_in_to_page": pct([(r - t) * 1000.0 for r, _, t in vmeasured]),
+                       "latency_ms_graph": vfinal.get("latency_ms"), "replaced_for_slow_page": vfinal.get("viewer_replaced")}}
 
 
 def main() -> int:
@@ -211,11 +254,15 @@ def main() -> int:
                "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(), "direct": direct, "graph": runs,
                "target": "GPU: 90 fps at 256 px, p99 latency < 11 ms"}
     print(json.dumps(out, indent=2))
-    print(f"{'rate':>6} {'fps':>7} {'p50 ms':>8} {'p99 ms':>8} {'gen ms':>7} {'ratio':>6}", file=sys.stderr)
+    print(f"{'rate':>6} {'fps':>7} {'p50 ms':>8} {'p99 ms':>8} {'gen ms':>7} {'ratio':>6} "
+          f"{'view fps':>9} {'view p50':>9} {'view p99':>9}", file=sys.stderr)
     for r in runs:
         lat = r["latency_ms_graph"] or {}
+        v = r["viewer"]
+        vl = v["latency_ms_landmarks_in_to_page"]
         print(f"{r['rate_hz']:>6.0f} {r['achieved_fps']:>7.1f} {lat.get('p50')!s:>8} {lat.get('p99')!s:>8} "
-              f"{r['generator_ms']!s:>7} {r['overhead_ratio']!s:>6}", file=sys.stderr)
+              f"{r['generator_ms']!s:>7} {r['overhead_ratio']!s:>6} {v['achieved_fps']:>9.1f} "
+              f"{vl['p50']!s:>9} {vl['p99']!s:>9}", file=sys.stderr)
     return 0
 
 

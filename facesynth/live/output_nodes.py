@@ -1,7 +1,10 @@
 """Live inference and its outputs: the traced generator, the RGBD msgpack stream, file sinks.
 
-live.generator draws the landmarks, runs the exported TorchScript generator, applies the
-background mask (again, outside the traced graph: the output is clean whatever was exported)
+live.generator draws the landmarks, runs the exported generator (by default its weights,
+rebuilt from generator.json: no code from the model file; `format: onnx` runs generator.onnx
+in ONNX Runtime; `format: torchscript` loads TorchScript, which runs code stored in the file,
+for trusted files only), applies the background mask (again, outside the exported graph: the
+output is clean whatever was exported)
 and turns the result into rgb uint8 + depth uint16 (0.1 mm). live.msgpack_out serves those
 frames to any number of TCP clients (slow clients lose frames, they never slow the graph) and
 reports `live.stats`: fps, end-to-end latency (landmarks received -> frame written to the
@@ -13,6 +16,7 @@ import asyncio
 import time
 from collections import deque
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import Field
@@ -30,39 +34,51 @@ META_KEYS = ("d0_mm", "face_depth_mm", "near_mm", "crop_mm", "size", "margin", "
 
 class GeneratorParams(Params):
     model: str = Field("data_store/capture_to_model.zarr.model/export",
-                       description="exported generator.ts.pt, or the directory holding it")
+                       description="the export directory (or one of its files: generator.pt, .onnx, .ts.pt)")
+    format: Literal["weights", "onnx", "torchscript"] = Field(
+        "weights", description="weights: generator.pt + generator.json, no code from the file (default); "
+        "onnx: generator.onnx in ONNX Runtime; torchscript: generator.ts.pt, which runs code stored in "
+        "the file: only for files you trust")
     device: str = Field("cpu", description="torch device: cpu, cuda, cuda:1 ...")
     size: int = Field(0, ge=0, le=4096, description="expected network size (0 = the model's)")
-    threads: int = Field(0, ge=0, le=256, description="torch CPU threads (0 = leave torch's default)")
-    half: bool = Field(False, description="run in float16 (GPU only)")
-    warmup: int = Field(5, ge=0, le=1000, description="calls at setup: TorchScript optimises over its first runs")
+    threads: int = Field(0, ge=0, le=256, description="CPU threads: torch (0 = torch's default) or "
+                         "ONNX Runtime intra-op (0 = 2)")
+    half: bool = Field(False, description="run in float16 (GPU only; weights and torchscript formats)")
+    warmup: int = Field(5, ge=0, le=1000, description="calls at setup: the first runs are slow (allocation, TorchScript profiling)")
 
 
 class LiveGenerator:
     """Exported generator on a device: landmarks -> masked (4, S, S) float32 output (pure enough to bench)."""
 
-    def __init__(self, model: str, device: str = "cpu", threads: int = 0, half: bool = False):
+    def __init__(self, model: str, device: str = "cpu", threads: int = 0, half: bool = False,
+                 format: str = "weights"):
         import torch
 
         from facesynth.model.export import load_exported
 
         self.torch = torch
-        if threads:
+        if threads and format != "onnx":
             torch.set_num_threads(threads)
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise MissingDependencyError(f"device {device!r} asked for but torch sees no CUDA GPU; "
                                          "use device: cpu or install a CUDA build of torch")
-        self.exported = load_exported(model)
+        self.exported = load_exported(model, format, onnx_threads=threads or 2, device=device)
+        self.format = format
         self.meta = dict(self.exported.meta)
         self.size = int(self.meta["size"])
         self.device = torch.device(device)
+        if format == "onnx":  # the session owns its device; inputs and outputs are CPU arrays
+            if half:
+                raise InputDataError("half: true needs format weights or torchscript (the ONNX export is float32)")
+            self.device, self.half, self.module = torch.device("cpu"), False, self.exported.module
+            return
         self.half = half and self.device.type == "cuda"
         self.module = self.exported.module.to(self.device)
         if self.half:
             self.module = self.module.half()
 
     def warm_up(self, calls: int = 5) -> None:
-        """The first calls of a TorchScript module profile and optimise it (hundreds of ms each)."""
+        """The first calls allocate (and, for TorchScript, profile and optimise: hundreds of ms each)."""
         pts = np.full((70, 2), self.size / 2.0, np.float32) + np.arange(140, dtype=np.float32).reshape(70, 2) % 17
         for _ in range(calls):
             self.infer(pts)
@@ -84,7 +100,7 @@ class LiveGenerator:
 @register
 class Generator(Node):
     kind = "live.generator"
-    summary = "Draw landmarks, run the exported TorchScript generator, mask the background -> RGBD"
+    summary = "Draw landmarks, run the exported generator (weights, ONNX or trusted TorchScript), mask the background -> RGBD"
     Params = GeneratorParams
     inputs = {"landmarks": "live landmarks payload"}
     outputs = {"rgbd": RGBD_DOC}
@@ -92,7 +108,7 @@ class Generator(Node):
 
     async def setup(self) -> None:
         p = self.params
-        self.gen = await self.run_blocking(LiveGenerator, p.model, p.device, p.threads, p.half)
+        self.gen = await self.run_blocking(LiveGenerator, p.model, p.device, p.threads, p.half, p.format)
         if p.size and p.size != self.gen.size:
             raise InputDataError(f"model {p.model} is {self.gen.size} px but params.size is {p.size}")
         self.d0, self.face_depth, self.metric = ro.depth_params(self.gen.meta)

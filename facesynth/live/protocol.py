@@ -124,12 +124,16 @@ def _unpack(data: bytes, limit: int, max_array: int, max_bin: int) -> Any:
         raise ProtocolError("bad_msgpack", f"{type(exc).__name__}: {str(exc)[:80]}") from None
 
 
-def encode_landmark_message(points: np.ndarray, seq: int, t: float | None = None, binary: bool = True) -> bytes:
-    """{"v":1,"seq","t","landmarks"} with landmarks as float32 LE bytes (or a list of 140 floats)."""
+def encode_landmark_message(points: np.ndarray, seq: int, t: float | None = None, binary: bool = True,
+                            calibrate: bool = False) -> bytes:
+    """{"v":1,"seq","t","landmarks"} with landmarks as float32 LE bytes (or a list of 140 floats);
+    `calibrate` asks live.condition to take the driver's neutral again from this frame on."""
     pts = np.asarray(points, dtype=np.float32).reshape(-1)
     lm: Any = pts.astype("<f4").tobytes() if binary else [float(x) for x in pts]
-    return msgpack.packb({"v": VERSION, "seq": int(seq), "t": time.time() if t is None else float(t),
-                          "landmarks": lm}, use_bin_type=True)
+    msg = {"v": VERSION, "seq": int(seq), "t": time.time() if t is None else float(t), "landmarks": lm}
+    if calibrate:
+        msg["calibrate"] = True
+    return msgpack.packb(msg, use_bin_type=True)
 
 
 def decode_landmark_message(data: bytes, size: int | None = None) -> dict:
@@ -155,7 +159,11 @@ def decode_landmark_message(data: bytes, size: int | None = None) -> dict:
         values = raw
     else:
         raise ProtocolError("wrong_type", "landmarks must be 560 bytes (float32 LE) or a list of 140 numbers")
-    return {"seq": seq, "t": None if t is None else float(t), "landmarks": check_landmarks(values, size)}
+    calibrate = msg.get("calibrate", False)
+    if not isinstance(calibrate, bool):
+        raise ProtocolError("wrong_type", "calibrate must be true or false")
+    return {"seq": seq, "t": None if t is None else float(t), "landmarks": check_landmarks(values, size),
+            "calibrate": calibrate}
 
 
 # ---- stream framing ------------------------------------------------------------------------
@@ -170,6 +178,11 @@ class StreamDecoder:
     def __init__(self, limit: int):
         self.limit = limit
         self._buf = bytearray()
+
+    @property
+    def pending(self) -> int:
+        """Bytes of a message begun but not complete (a stream ending now cuts it short)."""
+        return len(self._buf)
 
     def feed(self, data: bytes) -> list[bytes]:
         self._buf += data

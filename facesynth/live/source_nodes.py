@@ -14,7 +14,7 @@ import asyncio
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Literal
 
 import numpy as np
 from pydantic import Field
@@ -55,6 +55,7 @@ class _LiveSource(Node):
         self.reasons: Counter[str] = Counter()
         self._queue: asyncio.Queue | None = None
         self._seq = 0
+        self.calibrations = 0  # `calibrate` requests so far (sent with every payload: survives drops)
 
     @property
     def drops(self) -> int:
@@ -69,8 +70,10 @@ class _LiveSource(Node):
         self.received += 1
         self.reasons[reason] += 1
 
-    def _accept(self, points: np.ndarray, t_recv: float, t_sender: float | None = None) -> None:
+    def _accept(self, points: np.ndarray, t_recv: float, t_sender: float | None = None,
+                calibrate: bool = False) -> None:
         self.received += 1
+        self.calibrations += bool(calibrate)
         q = self._q()
         while q.qsize() >= self.params.queue:
             q.get_nowait()
@@ -110,7 +113,8 @@ class _LiveSource(Node):
                 self.accepted += 1
                 self._seq += 1
                 yield Output("landmarks", {"landmarks": pts, "seq": self._seq, "source": self.ctx.node_id,
-                                           "t_recv": t_recv, "t_sender": t_sender, "drops": self.drops})
+                                           "t_recv": t_recv, "t_sender": t_sender, "drops": self.drops,
+                                           "calibrations": self.calibrations})
         finally:
             self.ctx.report("live.input", final=True, **self.counts())
 
@@ -156,27 +160,48 @@ class OscIn(_LiveSource):
 
 class MsgpackInParams(NetParams):
     port: int = Field(9001, ge=0, le=65535, description="TCP port; messages are 4-byte big-endian length + msgpack")
+    max_connections: int = Field(16, ge=1, le=4096, description="clients connected at once; "
+                                 "further ones are closed at once and counted (refused)")
+    client_idle_timeout_s: float = Field(30.0, ge=0, description="close a client that sent nothing for this "
+                                         "long, counted (idle_closed); 0 = never")
 
 
 @register
 class MsgpackIn(_LiveSource):
     kind = "live.msgpack_in"
-    summary = "Landmarks as length-prefixed msgpack messages over TCP (docs/live_protocol.md); any number of clients"
+    summary = "Landmarks as length-prefixed msgpack over TCP (docs/live_protocol.md); up to max_connections clients"
     Params = MsgpackInParams
 
     async def setup(self) -> None:
-        self.connections = 0
+        # every held connection costs a file descriptor and memory: cap them, close idle ones
+        self.connections = self.open_connections = self.refused = self.idle_closed = 0
+        self._writers: set[asyncio.StreamWriter] = set()
         self._server = await asyncio.start_server(self._client, self.params.host, self.params.port,
                                                   limit=lp.MAX_LANDMARK_MESSAGE * 4)
         self.bound = self._server.sockets[0].getsockname()[:2]
         self.ctx.report("live.listening", protocol="msgpack/tcp", host=self.bound[0], port=self.bound[1])
 
+    def counts(self) -> dict:
+        return {**super().counts(), "open_connections": self.open_connections, "refused": self.refused,
+                "idle_closed": self.idle_closed}
+
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.open_connections >= self.params.max_connections:
+            self.refused += 1
+            writer.transport.abort()  # close at once (RST): the descriptor is freed now
+            return
         self.connections += 1
-        dec = lp.StreamDecoder(lp.MAX_LANDMARK_MESSAGE)
+        self.open_connections += 1
+        self._writers.add(writer)
+        dec: lp.StreamDecoder | None = lp.StreamDecoder(lp.MAX_LANDMARK_MESSAGE)
+        idle_s = self.params.client_idle_timeout_s or None
         try:
             while True:
-                data = await reader.read(65536)
+                try:
+                    data = await asyncio.wait_for(reader.read(65536), idle_s)
+                except asyncio.TimeoutError:
+                    self.idle_closed += 1
+                    return
                 if not data:
                     return
                 t = time.time()
@@ -186,22 +211,32 @@ class MsgpackIn(_LiveSource):
                     except lp.ProtocolError as exc:
                         self._reject(exc.reason)
                         continue
-                    self._accept(msg["landmarks"], t, msg["t"])
+                    self._accept(msg["landmarks"], t, msg["t"], msg.get("calibrate", False))
         except lp.ProtocolError as exc:  # an impossible length prefix: this stream cannot go on
             self._reject(exc.reason)
+            dec = None  # what follows it is not a message: not counted again as truncated
         except (ConnectionError, OSError):
             self.reasons["connection_error"] += 1
+        except asyncio.CancelledError:  # the graph is stopping (and 3.11 logs a cancelled handler as an error)
+            pass
         finally:
+            self.open_connections -= 1
+            self._writers.discard(writer)
+            if dec is not None and dec.pending:  # the connection ended (EOF, reset, idle) inside a message
+                self._reject("truncated")
             writer.close()
 
     async def close(self) -> None:
         if getattr(self, "_server", None) is not None:
             self._server.close()
+            for writer in list(self._writers):  # held clients too: their descriptors go now
+                writer.close()
 
 
 class FileParams(Params):
     store: str | None = Field(None, description="frame store to replay from (with `array`)")
     array: str = Field("crop/landmarks", description="(N, 70, 2) landmarks array in the store")
+    split: Literal["all", "train", "eval"] = Field("all", description="replay only this capture split (raw/split)")
     npy: str | None = Field(None, description="a .npy of (N, 70, 2) landmarks instead of a store")
     rate_hz: float = Field(30.0, ge=0, le=10_000, description="emission rate; 0 = as fast as the graph takes them")
     frames: int = Field(0, ge=0, description="emit this many (0 = every frame once, or forever with loop)")
@@ -209,8 +244,8 @@ class FileParams(Params):
     start_delay_s: float = Field(0.0, ge=0, le=600)
 
 
-def load_landmark_file(store: str | None, array: str, npy: str | None) -> np.ndarray:
-    """(N, 70, 2) float32 landmarks from a .npy or a store array (frames flagged ok only)."""
+def load_landmark_file(store: str | None, array: str, npy: str | None, split: str = "all") -> np.ndarray:
+    """(N, 70, 2) float32 landmarks from a .npy or a store array (frames flagged ok, of `split`, only)."""
     if npy:
         arr = np.load(npy, allow_pickle=False)
     elif store:
@@ -218,9 +253,15 @@ def load_landmark_file(store: str | None, array: str, npy: str | None) -> np.nda
 
         st = FrameStore.open(store, mode="r")
         arr = np.asarray(st.read(array))
+        keep = np.ones(len(arr), bool)
         ok_name = array.rsplit("/", 1)[0] + "/ok"
         if "/" in array and st.has(ok_name):  # replay only the frames that exist
-            arr = arr[np.asarray(st.read(ok_name), bool)[:len(arr)]]
+            keep &= np.asarray(st.read(ok_name), bool)[:len(arr)]
+        if split != "all":
+            if not st.has("raw/split"):
+                raise InputDataError(f"store {store} has no raw/split to pick the {split} frames from")
+            keep &= np.asarray(st.read("raw/split"))[:len(arr)] == (0 if split == "train" else 1)
+        arr = arr[keep]
     else:
         raise InputDataError("live.landmarks_file needs `npy` or `store`")
     arr = np.asarray(arr, np.float32)
@@ -240,7 +281,7 @@ class LandmarksFile(Node):
 
     async def setup(self) -> None:
         p = self.params
-        self.points = await self.run_blocking(load_landmark_file, p.store, p.array, p.npy)
+        self.points = await self.run_blocking(load_landmark_file, p.store, p.array, p.npy, p.split)
 
     async def produce(self) -> AsyncIterator[Output]:
         p, n = self.params, len(self.points)
@@ -267,12 +308,11 @@ class FaceParams(Params):
 
 
 def to_network_px(points70: np.ndarray, size: int, margin: float = 1.7) -> np.ndarray:
-    """Frame px -> network px: a square around the 68 face points, `margin` x their extent, scaled to size."""
-    p = np.asarray(points70, np.float64)
-    lo, hi = p[:68].min(0), p[:68].max(0)
-    side = max(1e-6, margin * float(max(hi - lo)))
-    corner = (lo + hi) / 2.0 - side / 2.0
-    return ((p - corner) * (size / side)).astype(np.float32)
+    """Frame px -> network px at a scale set by the stable points (eye corners, nose bridge) only,
+    so an open mouth never shrinks the face (live/conditioning.py; align to the model there)."""
+    from facesynth.live.conditioning import frame_to_network_px
+
+    return frame_to_network_px(points70, size, margin)
 
 
 @register

@@ -16,8 +16,9 @@ SIZE = 64
 META = {"d0_mm": 600.0, "face_depth_mm": 80.0, "near_mm": 20.0, "crop_mm": 200.0, "size": SIZE}
 
 
-def export_tiny_model(out_dir: Path) -> Path:
-    """A 64 px, ngf 4 U-Net whose depth output saturates, so part of every frame is background."""
+def export_tiny_model(out_dir: Path, extra_meta: dict | None = None) -> Path:
+    """A 64 px, ngf 4 U-Net whose depth output saturates, so part of every frame is background.
+    `extra_meta` goes into generator.json too (e.g. landmark_stats for live.condition)."""
     import torch
 
     from facesynth.model.export import export_generator
@@ -28,7 +29,7 @@ def export_tiny_model(out_dir: Path) -> Path:
     with torch.no_grad():  # a large last-layer depth gain: tanh saturates to +-1 -> mixed mask
         gen.ups[0][1].weight[:, 3] *= 400.0
         gen.ups[0][1].bias[3] = -3.0
-    export_generator(gen, out_dir, dict(META), onnx=False)
+    export_generator(gen, out_dir, {**META, **(extra_meta or {})}, onnx=False)
     return out_dir
 
 
