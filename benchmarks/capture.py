@@ -4,7 +4,9 @@ Prints one JSON object. Everything is compared inside the same run, because the 
 shared and noisy:
 - decode only (MJPEG colour + big-endian depth/IR) vs decode + registration into 1280x720 colour;
 - the registration kernels compiled (numba) vs the same code uncompiled (pure Python), on the
-  same band of depth rows: the speed-up of the compiled path on equal work.
+  same band of depth rows: the speed-up of the compiled path on equal work;
+- decode with the damage checks (JPEG structure + Huffman walk, payload sizes, the cluster's
+  CRC-32) vs the bare decoders on the same blocks: what finding damaged frames costs.
 Timings are medians of interleaved repeats.
 
     python benchmarks/capture.py [--recording PATH] [--repeats 15] [--rows 12] [--quick]
@@ -44,6 +46,16 @@ def uncompiled(module):
             setattr(module, n, f)
 
 
+def _cluster_of(path: Path, pos: int) -> bytes:
+    """The data of the Matroska cluster holding byte `pos` (what its CRC-32 covers, CRC element first)."""
+    from facesynth.capture.mkv_blocks import header
+
+    data = path.read_bytes()
+    at = data.rfind(bytes.fromhex("1f43b675"), 0, pos)
+    _, h, size = header(data, at)
+    return data[at + h:at + h + size]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--recording", default=str(DEFAULT))
@@ -60,7 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     from facesynth.capture import registration as reg_mod
-    from facesynth.capture.kinect_mkv import KinectRecording, decode_color, decode_u16
+    import cv2
+
+    from facesynth.capture.kinect_mkv import KinectRecording, decode_color, decode_u16, jpeg_damage
+    from facesynth.capture.mkv_blocks import MkvFile
 
     t0 = time.perf_counter()
     rec = KinectRecording(path)
@@ -78,6 +93,23 @@ def main(argv: list[str] | None = None) -> int:
         return rgb, depth, ir
 
     rgb, depth, ir = decode()
+    cluster = _cluster_of(path, min(pos for _, pos in group.blocks.values()))
+    jpeg = np.frombuffer(blocks["color"], np.uint8)
+
+    def decode_unchecked():  # the bare decoders: what reading cost before the damage checks
+        img = cv2.imdecode(jpeg, cv2.IMREAD_COLOR_RGB)
+        d = np.frombuffer(blocks["depth"], ">u2").reshape(depth.shape).astype(np.uint16)
+        i = np.frombuffer(blocks["ir"], ">u2").reshape(ir.shape).astype(np.uint16)
+        return img, d, i
+
+    def decode_checked(huffman: bool):  # what the reader does: CRC-32, then check + decode each image
+        assert MkvFile._crc_damage(cluster, 0) is None
+        rgb = decode_color(blocks["color"], tr["color"].fmt, tr["color"].width, tr["color"].height, huffman)
+        d = decode_u16(blocks["depth"], tr["depth"].fmt, tr["depth"].width, tr["depth"].height, "DEPTH")
+        i = decode_u16(blocks["ir"], tr["ir"].fmt, tr["ir"].width, tr["ir"].height, "IR")
+        return rgb, d, i
+
+    assert np.array_equal(decode_unchecked()[0], rgb)
     t0 = time.perf_counter()
     registration.register(depth, ir)  # compile (or load the numba cache)
     compile_s = time.perf_counter() - t0
@@ -125,6 +157,21 @@ def main(argv: list[str] | None = None) -> int:
         with uncompiled(reg_mod) as py:
             slow.append(band(py, True))
 
+    unchecked, checked_auto, checked_full, walk = [], [], [], []
+    for _ in range(args.repeats):  # interleaved, on the same blocks
+        t0 = time.perf_counter()
+        decode_unchecked()
+        unchecked.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        decode_checked(False)  # jpeg_check auto on a file with cluster CRC-32s (k4arecord)
+        checked_auto.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        decode_checked(True)  # jpeg_check full, or auto without CRC-32s
+        checked_full.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        jpeg_damage(jpeg)
+        walk.append(time.perf_counter() - t0)
+
     dec_ms, full_ms, reg_ms = median_ms(dec), median_ms(full), median_ms(regs)
     result = {
         "benchmark": "capture",
@@ -142,6 +189,17 @@ def main(argv: list[str] | None = None) -> int:
         "decode_fps": round(1000 / dec_ms, 2),
         "decode_register_fps": round(1000 / full_ms, 2),
         "ratio_decode_register_vs_decode_only": round(dec_ms / full_ms, 3),
+        "damage_checks": {
+            "decode_unchecked_ms": median_ms(unchecked),
+            "decode_checked_auto_ms": median_ms(checked_auto),
+            "decode_checked_full_ms": median_ms(checked_full),
+            "jpeg_full_check_ms": median_ms(walk),
+            "ratio_auto_vs_unchecked": round(statistics.median(checked_auto) / statistics.median(unchecked), 3),
+            "ratio_full_vs_unchecked": round(statistics.median(checked_full) / statistics.median(unchecked), 3),
+            "ratio_full_vs_unchecked_with_registration": round(
+                (statistics.median(checked_full) + statistics.median(regs))
+                / (statistics.median(unchecked) + statistics.median(regs)), 3),
+        },
         "kernel_band": {
             "rows": args.rows,
             "numba_ms": median_ms(fast),

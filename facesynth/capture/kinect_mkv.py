@@ -1,34 +1,43 @@
-"""Azure Kinect MKV recordings read without the Kinect SDK (PyAV demuxes, numpy/OpenCV decode).
+"""Azure Kinect MKV recordings read without the Kinect SDK (our EBML walker, numpy/OpenCV decode).
 
 A recording holds COLOR (MJPEG, or raw NV12/YUY2/BGRA), DEPTH and IR (16-bit big-endian, FourCC
 `b16g`) tracks, an IMU track we ignore, and the factory calibration as a `calibration.json`
 attachment. Blocks of the three image tracks with (nearly) the same timestamp form one capture.
+PyAV reads the tracks, tags and attachment; the blocks are read by mkv_blocks.py.
 
-Damage is reported, never papered over: a truncated file, a capture missing an image after
-the stream started, an image of the wrong size or a JPEG whose entropy data holds stray markers
-raise InputDataError naming the file, the frame index, its time and byte offset, after every
-intact frame before it has been yielded. Captures before the first complete one (cameras still
-starting) are skipped without counting as frames. Not detectable without checksums (k4arecord
-writes none): flipped bits inside raw depth/IR, and whole captures lost at the very end of a
-file whose Segment size is unknown.
+Damage is reported, never papered over. A frame is damaged when an image is missing, has the
+wrong size, or is a JPEG whose structure or Huffman data is broken (kinect_images.py); when
+its cluster fails its CRC-32 or its sizes do not add up; data that cannot be read at all
+(a broken stretch, random bytes to the end, a truncated file) is one damaged item standing
+for the frames estimated to be lost in it (`frames_lost`, which also advance the frame index). Each damaged frame is an item with a message
+naming the file, the frame index, its time and byte offset, and a `kind` (jpeg, size,
+missing, checksum, structure, unreadable, truncated); `captures(on_error=...)` decides what
+happens to it. Captures before the first complete one (cameras still starting) are skipped
+without counting as frames. Not detectable: damage inside a cluster without a CRC-32 element
+that leaves the images' sizes and JPEG structure intact (flipped bits in raw depth/IR); and,
+under jpeg_check="auto", a JPEG damaged before it was recorded (its cluster's CRC-32 matches)
+whose damage stays inside one restart interval: the Huffman walk that finds it costs about as
+much as libjpeg's own Huffman decoding, so it runs only where no checksum vouches for the bytes
+(jpeg_check="full": on every frame).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-import cv2
 import numpy as np
 
 from facesynth.errors import InputDataError, MissingDependencyError
 from facesynth.capture.kinect_calibration import (KinectCalibration, color_mode_for_size, depth_mode_for_size,
                                                  load_calibration, parse_calibration)
+from facesynth.capture.kinect_images import ImageDamage, decode_color, decode_u16, jpeg_damage  # noqa: F401
+from facesynth.capture.mkv_blocks import Broken, MkvFile
 
 ROLES = ("color", "depth", "ir")
 _TITLES = {"COLOR": "color", "DEPTH": "depth", "IR": "ir"}
-_GAP_BYTES = 65536  # more than this between captures means the demuxer skipped damaged data
 _SYNC_US = 8000  # blocks closer than this (after removing the depth delay) belong to one capture
 
 
@@ -43,7 +52,8 @@ class Track:
 
 @dataclass
 class Capture:
-    """One synchronised capture. `error` is set (and images are None) for a damaged frame kept under on_error='skip'."""
+    """One synchronised capture. For a damaged frame (on_error skip/stop) `error` says why, `damage` is
+    its kind, `frames_lost` estimates the frames inside an unreadable stretch, and the images are None."""
 
     index: int
     timestamp_us: int
@@ -51,120 +61,16 @@ class Capture:
     depth: np.ndarray | None = None   # (h, w) uint16 mm, depth camera
     ir: np.ndarray | None = None      # (h, w) uint16, depth camera
     error: str | None = None
+    damage: str | None = None
+    frames_lost: int = 0
 
 
 @dataclass
 class _Group:
     ts: int
     blocks: dict[str, tuple[memoryview, int]] = field(default_factory=dict)  # role -> (payload, byte offset)
-
-
-def jpeg_damage(buf: bytes | memoryview | np.ndarray) -> str | None:
-    """Why a baseline JPEG is damaged (missing SOI/EOI, stray marker in the scan), or None.
-
-    Inside entropy-coded data 0xFF may only be followed by 0x00 (stuffing) or RST0-7; random
-    corruption or a cut almost always breaks that, while decoders silently paint grey blocks.
-    """
-    b = np.frombuffer(buf, np.uint8) if not isinstance(buf, np.ndarray) else buf
-    if b.size < 4 or b[0] != 0xFF or b[1] != 0xD8:
-        return "no JPEG start marker"
-    end = b.size
-    while end > 2 and b[end - 1] == 0:  # allow zero padding after EOI
-        end -= 1
-    if b[end - 2] != 0xFF or b[end - 1] != 0xD9:
-        return "JPEG data is cut short (no end marker)"
-    i = 2
-    while i + 4 <= end:  # walk the header segments up to the first scan
-        if b[i] != 0xFF:
-            return f"bad JPEG segment at byte {i}"
-        marker = int(b[i + 1])
-        if marker == 0xFF:
-            i += 1
-            continue
-        seg = int(b[i + 2]) << 8 | int(b[i + 3])
-        if marker in (0xC2, 0xC6, 0xCA, 0xCE):
-            return None  # progressive: several scans, not checked
-        if marker == 0xDA:
-            scan = b[i + 2 + seg:end - 2]
-            ff = np.flatnonzero(scan[:-1] == 0xFF)
-            nxt = scan[ff + 1]
-            bad = (nxt != 0x00) & ((nxt < 0xD0) | (nxt > 0xD7)) & (nxt != 0xFF)
-            if scan.size and scan[-1] == 0xFF:
-                return "JPEG scan ends inside a marker"
-            if bad.any():
-                return f"JPEG scan data corrupt (stray marker 0xFF{int(nxt[bad][0]):02X})"
-            return None
-        i += 2 + seg
-    return "JPEG has no scan data"
-
-
-def decode_color(data: bytes | memoryview, fmt: str, width: int, height: int) -> np.ndarray:
-    """One colour block -> (H, W, 3) uint8 RGB; ValueError says what is wrong with it."""
-    buf = np.frombuffer(data, np.uint8)
-    if fmt == "mjpeg":
-        why = jpeg_damage(buf)
-        if why:
-            raise ValueError(why)
-        img = cv2.imdecode(buf, cv2.IMREAD_COLOR_RGB)
-        if img is None:
-            raise ValueError("JPEG does not decode")
-    elif fmt == "nv12":
-        _need(buf, width * height * 3 // 2, "NV12 colour")
-        img = cv2.cvtColor(buf.reshape(height * 3 // 2, width), cv2.COLOR_YUV2RGB_NV12)
-    elif fmt == "yuy2":
-        _need(buf, width * height * 2, "YUY2 colour")
-        img = cv2.cvtColor(buf.reshape(height, width, 2), cv2.COLOR_YUV2RGB_YUY2)
-    elif fmt == "bgra":
-        _need(buf, width * height * 4, "BGRA colour")
-        img = np.ascontiguousarray(buf.reshape(height, width, 4)[..., 2::-1])
-    else:
-        raise ValueError(f"unsupported colour format {fmt}")
-    if img.shape != (height, width, 3):
-        raise ValueError(f"colour image is {img.shape[1]}x{img.shape[0]}, the track says {width}x{height}")
-    return img
-
-
-def decode_u16(data: bytes | memoryview, fmt: str, width: int, height: int, what: str) -> np.ndarray:
-    """A 16-bit depth or IR block -> (h, w) native uint16."""
-    buf = np.frombuffer(data, np.uint8)
-    _need(buf, width * height * 2, what)
-    return buf.view(">u2" if fmt == "u16be" else "<u2").reshape(height, width).astype(np.uint16)
-
-
-def _need(buf: np.ndarray, n: int, what: str) -> None:
-    if buf.size != n:
-        raise ValueError(f"{what} block has {buf.size} bytes, expected {n}")
-
-
-def _vint(b: bytes, i: int, keep_marker: bool = False) -> tuple[int, int]:
-    first = b[i]
-    length, mask = 1, 0x80
-    while length <= 8 and not first & mask:
-        mask >>= 1
-        length += 1
-    if length > 8 or i + length > len(b):
-        raise ValueError("bad EBML number")
-    value = first if keep_marker else first & (mask - 1)
-    for k in range(1, length):
-        value = value << 8 | b[i + k]
-    return value, length
-
-
-def declared_end(path: Path) -> int | None:
-    """Byte where the Matroska Segment says it ends (None if its size is unknown or unreadable)."""
-    with open(path, "rb") as f:
-        head = f.read(256)
-    try:
-        eid, n = _vint(head, 0, True)
-        size, m = _vint(head, n)
-        i = n + m + size
-        sid, n = _vint(head, i, True)
-        ssize, m = _vint(head, i + n)
-    except (ValueError, IndexError):
-        return None
-    if eid != 0x1A45DFA3 or sid != 0x18538067 or ssize == (1 << (7 * m)) - 1:
-        return None
-    return i + n + m + ssize
+    suspect: str | None = None  # why some of its blocks cannot be trusted (from mkv_blocks)
+    crc_ok: bool = True  # every block's cluster checksum matched
 
 
 def _track_format(cc) -> str | None:
@@ -188,12 +94,15 @@ def _track_format(cc) -> str | None:
 class KinectRecording:
     """An open Azure Kinect MKV file: tracks, tags, calibration, and its captures in order."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, jpeg_check: str = "auto"):
         try:
             import av
         except ImportError:  # pragma: no cover - av is a core dependency
             raise MissingDependencyError("reading MKV needs PyAV: pip install av") from None
         self._av = av
+        if jpeg_check not in ("auto", "full"):
+            raise ValueError(f"jpeg_check must be auto or full, not {jpeg_check!r}")
+        self.jpeg_check = jpeg_check  # full: Huffman-walk every JPEG; auto: only where no CRC-32 vouches for it
         self.path = Path(path)
         if not self.path.is_file():
             raise InputDataError(f"{self.path}: no such recording")
@@ -221,6 +130,15 @@ class KinectRecording:
             if role not in self.tracks:
                 raise InputDataError(f"{self.path}: no {role.upper()} track; facesynth needs colour and depth "
                                      f"(tracks: {', '.join(self.tracks) or 'none'})")
+        try:
+            self._mkv = MkvFile(self.path)
+        except (OSError, ValueError) as exc:
+            raise InputDataError(f"{self.path}: not a readable MKV recording ({exc})") from None
+        numbers = self._mkv.layout.track_numbers
+        self._roles = {numbers[t]: role for t, role in _TITLES.items() if role in self.tracks and t in numbers}
+        if set(self._roles.values()) != set(self.tracks):
+            raise InputDataError(f"{self.path}: the track list names no track number for "
+                                 f"{', '.join(sorted(set(self.tracks) - set(self._roles.values())))}")
         self.depth_delay_us = int(self.tags.get("K4A_DEPTH_DELAY_NS", "0") or 0) // 1000
         self.start_offset_us = int(self.tags.get("K4A_START_OFFSET_NS", "0") or 0) // 1000
 
@@ -248,20 +166,34 @@ class KinectRecording:
                                  source=f"{self.path} (calibration.json attachment)")
 
     def count_frames(self) -> int:
-        """Number of frame slots (one pass over the packets, nothing decoded), damaged ones included."""
-        return sum(1 for _ in self._groups())
+        """Number of frame slots (one pass over the block headers, nothing decoded), damaged ones included.
+
+        Also sets `frames_digest`: a hash of every slot's time and byte offset, part of the
+        recording's identity (two captures never share their timestamps).
+        """
+        digest = hashlib.sha256()
+        n = 0
+        for item in self._groups(verify=False):
+            if isinstance(item, _Damage):
+                digest.update(f"{item.index}:{item.kind};".encode())
+                n += item.frames_lost
+            else:
+                digest.update(f"{item[0]}:{item[1].ts}:{min(p for _, p in item[1].blocks.values())};".encode())
+                n += 1
+        self.frames_digest = digest.hexdigest()
+        return n
 
     def captures(self, start: int = 0, stop: int | None = None, decode: bool = True,
                  on_error: str = "fail") -> Iterator[Capture]:
         """Captures [start, stop) in order, decoded.
 
         on_error: "fail" raises InputDataError at the first damaged frame (after yielding the
-        frames before it); "skip" yields a damaged frame as a Capture with `.error` set and goes
-        on where the file allows; "stop" ends quietly before it.
+        frames before it); "skip" yields each damaged frame as a Capture with `.error` set and
+        goes on where the file allows; "stop" yields the first damaged frame so, and ends.
         """
         if on_error not in ("fail", "skip", "stop"):
             raise ValueError(f"on_error must be fail, skip or stop, not {on_error!r}")
-        for item in self._groups():
+        for item in self._groups(verify=decode):
             if isinstance(item, _Damage):
                 dmg = item
             else:
@@ -284,11 +216,10 @@ class KinectRecording:
                 continue
             if on_error == "fail":
                 raise InputDataError(str(dmg))
-            if on_error == "stop":
-                return
-            if dmg.index >= start:
-                yield Capture(dmg.index, dmg.ts, error=str(dmg))
-            if dmg.fatal:
+            if dmg.index >= start or dmg.fatal:
+                yield Capture(max(dmg.index, start), dmg.ts, error=str(dmg), damage=dmg.kind,
+                              frames_lost=dmg.frames_lost)
+            if dmg.fatal or on_error == "stop":
                 return
 
     # ---- internals ----------------------------------------------------------------------
@@ -298,95 +229,123 @@ class KinectRecording:
         return f"{self.path}: frame {index}{t}{b}"
 
     def _decode(self, index: int, g: _Group) -> Capture:
+        """The images of a complete capture; _Damage if one is damaged or its cluster's bytes are suspect."""
         cap = Capture(index, g.ts)
         for role, (data, pos) in g.blocks.items():
             t = self.tracks[role]
             try:
-                if role == "color":
-                    cap.color = decode_color(data, t.fmt, t.width, t.height)
+                if role == "color":  # a JPEG whose bytes a CRC-32 vouches for: markers only (jpeg_check auto)
+                    cap.color = decode_color(data, t.fmt, t.width, t.height,
+                                             huffman=self.jpeg_check == "full" or not g.crc_ok)
                 else:
                     setattr(cap, role, decode_u16(data, t.fmt, t.width, t.height, role.upper()))
-            except ValueError as exc:
+            except ImageDamage as exc:
                 raise _Damage(f"{self._where(index, g.ts, pos)}: {role} image is corrupt: {exc}",
-                              index, g.ts) from None
+                              index, g.ts, exc.kind) from None
+        if g.suspect is not None:
+            pos = min(p for _, p in g.blocks.values())
+            raise _Damage(f"{self._where(index, g.ts, pos)}: {g.suspect}", index, g.ts,
+                          "checksum" if "CRC-32" in g.suspect else "structure")
         return cap
 
-    def _groups(self) -> Iterator[tuple[int, _Group] | "_Damage"]:
+    def _frame_bytes(self) -> int:
+        """Bytes one capture takes in the file, before any is seen: the raw images' sizes (MJPEG at 1/4)."""
+        n = 0
+        for t in self.tracks.values():
+            per_pixel = {"mjpeg": 0.25, "nv12": 1.5, "yuy2": 2, "bgra": 4}.get(t.fmt, 2)
+            n += int(t.width * t.height * per_pixel)
+        return max(n, 1)
+
+    def _groups(self, verify: bool = True) -> Iterator[tuple[int, _Group] | "_Damage"]:
         """Captures in order as (frame index, blocks), or a _Damage where the file is damaged.
 
-        A damaged capture still takes a frame index; a fatal one (unreadable data, truncation)
-        is the last item. Where the demuxer silently skipped a damaged stretch, the image blocks
-        before and after it lie far apart (between captures there are only a few small IMU
-        blocks): such a gap is reported as a lost frame.
+        A damaged capture takes a frame index; a stretch of unreadable data is one item that takes
+        as many indices as frames it is estimated to hold (its bytes over the bytes per frame so
+        far), so the frames after it keep theirs; one that runs to the end of the file is the
+        last item (fatal). `verify` checks cluster CRC-32s (the decode pass; counting skips it).
         """
-        roles = {t.index: t.role for t in self.tracks.values()}
         want = set(self.tracks)
         tol = _SYNC_US + abs(self.depth_delay_us)
-        state = {"index": 0, "started": False, "prev_end": 0, "prev_ok": True}
-        end = declared_end(self.path)
-        size = self.path.stat().st_size
+        st = {"index": 0, "started": False, "span_sum": 0, "spans": 0, "last_pos": None}
+        size = self._mkv.layout.file_size
+
+        def take() -> int:
+            st["index"] += 1
+            return st["index"] - 1
+
+        def frame_bytes() -> float:
+            return st["span_sum"] / st["spans"] if st["spans"] else self._frame_bytes()
 
         def close(group: _Group) -> Iterator[tuple[int, _Group] | _Damage]:
             first = min(p for _, p in group.blocks.values())
-            gap = first - state["prev_end"]
-            if state["started"] and state["prev_ok"] and gap > _GAP_BYTES:
-                i = state["index"]
-                state["index"] += 1
-                yield _Damage(f"{self._where(i, None, state['prev_end'])}: {gap} bytes of unreadable data "
-                              "before the next capture; a frame is lost here", i, None)
-            state["prev_end"] = max(p + len(d) for d, p in group.blocks.values())
-            state["prev_ok"] = set(group.blocks) == want
             if set(group.blocks) == want:
-                state["started"] = True
-                state["index"] += 1
-                yield state["index"] - 1, group
-            elif state["started"]:  # before that: cameras still starting, not a frame yet
+                if st["last_pos"] is not None:
+                    st["span_sum"] += first - st["last_pos"]
+                    st["spans"] += 1
+                st["last_pos"], st["started"] = first, True
+                yield take(), group
+            elif st["started"]:  # before that: cameras still starting, not a frame yet
                 missing = ", ".join(sorted(want - set(group.blocks)))
-                i = state["index"]
-                state["index"] += 1
-                yield _Damage(f"{self._where(i, group.ts, first)}: {missing} image missing "
-                              "(corrupt or dropped block)", i, group.ts)
+                why = f" ({group.suspect})" if group.suspect else " (corrupt or dropped block)"
+                yield _Damage(f"{self._where(st['index'], group.ts, first)}: {missing} image missing{why}",
+                              st["index"], group.ts, "structure" if group.suspect else "missing")
+                take()
+
+        def broken(b: Broken, hit: _Group | None) -> _Damage:
+            lost = b.end - b.pos + (sum(len(d) for d, _ in hit.blocks.values()) if hit else 0)
+            n = max(1, int(round(lost / frame_bytes())))
+            i, ts = st["index"], hit.ts if hit is not None else None
+            pos = min(p for _, p in hit.blocks.values()) if hit is not None else b.pos
+            if b.truncated:
+                end = self._mkv.layout.declared_end
+                total = f"{size} of {end} bytes" if end else f"{size} bytes, its last cluster cut short"
+                text = (f"file is truncated ({total}), this frame is cut short or missing; "
+                        f"the {i} frames before it are intact")
+                kind = "truncated"
+            elif hit is not None:
+                missing = ", ".join(sorted(want - set(hit.blocks)))
+                text = b.why + (f"; {missing} image missing" if missing else "")
+                kind = "structure"
+            else:
+                tail = " to the end of the file" if b.at_end else ""
+                text = (f"{b.end - b.pos} bytes of unreadable data{tail} ({b.why}); "
+                        f"about {n} frame{'s' if n != 1 else ''} lost here")
+                kind = "unreadable"
+            return _Damage(f"{self._where(i, ts, pos)}: {text}", i, ts, kind, fatal=b.at_end, frames_lost=n)
 
         cur: _Group | None = None
-        last_pos = 0
-        with self._av.open(str(self.path)) as c:
-            packets = c.demux([c.streams[i] for i in roles])
-            while True:
-                try:
-                    pkt = next(packets)
-                except StopIteration:
-                    break
-                except self._av.error.FFmpegError as exc:
-                    ts = cur.ts if cur else None
-                    yield _Damage(f"{self._where(state['index'], ts, last_pos)}: unreadable data: {exc}",
-                                  state["index"], ts, fatal=True)
-                    return
-                if pkt.size == 0 or pkt.pts is None:
-                    continue
-                role = roles[pkt.stream.index]
-                ts = int(round(float(pkt.pts * pkt.time_base) * 1e6))
-                sync_ts = ts - self.depth_delay_us if role != "color" else ts
-                last_pos = pkt.pos if pkt.pos is not None and pkt.pos >= 0 else last_pos
-                if cur is not None and (role in cur.blocks or abs(sync_ts - cur.ts) > tol):
+        for item in self._mkv.blocks(verify_crc=verify):
+            if isinstance(item, Broken):
+                hit = cur if cur is not None and cur.suspect == item.why else None
+                if cur is not None and hit is None:
                     yield from close(cur)
-                    cur = None
-                if cur is None:
-                    cur = _Group(sync_ts)
-                cur.blocks[role] = (memoryview(pkt), last_pos)  # no copy: the view keeps the packet
-        truncated = end is not None and size < end
-        if cur is not None and (set(cur.blocks) == want or not truncated):
+                cur, st["last_pos"] = None, None  # a span across the damage is no frame's size
+                if hit is not None or item.end > item.pos or item.truncated or item.at_end:
+                    dmg = broken(item, hit)
+                    yield dmg
+                    for _ in range(dmg.frames_lost):  # the frames after it keep their own indices
+                        take()
+                if item.at_end:
+                    return
+                continue
+            role = self._roles.get(item.track)
+            if role is None or len(item.payload) == 0:
+                continue  # the IMU track, or an empty block
+            sync_ts = item.ts_us - self.depth_delay_us if role != "color" else item.ts_us
+            if cur is not None and (role in cur.blocks or abs(sync_ts - cur.ts) > tol):
+                yield from close(cur)
+                cur = None
+            if cur is None:
+                cur = _Group(sync_ts)
+            cur.blocks[role] = (item.payload, item.pos)
+            cur.suspect = cur.suspect or item.suspect
+            cur.crc_ok = cur.crc_ok and item.crc_ok
+        if cur is not None:
             yield from close(cur)
-            cur = None
-        if truncated:
-            ts = cur.ts if cur is not None else None
-            pos = min(p for _, p in cur.blocks.values()) if cur is not None else None
-            i = state["index"]
-            yield _Damage(f"{self._where(i, ts, pos)}: file is truncated ({size} of {end} bytes), "
-                          f"this frame is cut short or missing; the {i} frames before it are intact",
-                          i, ts, fatal=True)
 
 
 class _Damage(Exception):
-    def __init__(self, message: str, index: int, ts: int | None, fatal: bool = False):
+    def __init__(self, message: str, index: int, ts: int | None, kind: str, fatal: bool = False,
+                 frames_lost: int = 1):
         super().__init__(message)
-        self.index, self.ts, self.fatal = index, ts or 0, fatal
+        self.index, self.ts, self.kind, self.fatal, self.frames_lost = index, ts or 0, kind, fatal, frames_lost

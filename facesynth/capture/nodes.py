@@ -1,4 +1,4 @@
-"""Capture sources: an Azure Kinect recording, a live Azure Kinect, or image folders -> raw/* in the store.
+"""Capture sources: a live Azure Kinect or image folders -> raw/* in the store (recordings: recording_nodes.py).
 
 Each source yields frames (colour + depth registered to colour + IR); the shared writer here
 gates them (optional: one frontal face, see capture_gate.py), assigns train/eval, writes
@@ -16,7 +16,7 @@ from typing import Any, AsyncIterator, Callable, Iterator, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from facesynth.errors import InputDataError, MissingDependencyError
+from facesynth.errors import InputDataError, MissingDependencyError, SourceMismatchError, StoreError
 from facesynth.nodes.base import ChunkRef, Node, Output, Params
 from facesynth.nodes.registry import register
 from facesynth.capture.capture_gate import EVAL, CaptureGate
@@ -92,6 +92,16 @@ class CaptureSource(Node):
         """A split the source itself declares for this frame (original layout), else None."""
         return None
 
+    def check_store(self, store, plan: SourcePlan) -> None:
+        """Refuse a store this source must not add to (made from another source); before any write."""
+
+    def damage_summary(self) -> dict:
+        """Damaged source frames by kind, for the capture.rejects report (sources that detect damage)."""
+        return {}
+
+    def _rejects(self, gate: CaptureGate) -> None:
+        self.ctx.report("capture.rejects", **gate.summary(), **self.damage_summary())
+
     async def produce(self) -> AsyncIterator[Output]:
         p = self.params
         plan = await self.run_blocking(self.plan)
@@ -103,14 +113,19 @@ class CaptureSource(Node):
         store = self.ctx.store()
         cf = self.ctx.chunk_frames
         h, w = plan.height, plan.width
-        store.ensure_array("raw/color", capacity, (h, w, 3), np.uint8)
-        store.ensure_array("raw/depth", capacity, (h, w), np.uint16)
-        if plan.has_ir:
-            store.ensure_array("raw/ir", capacity, (h, w), np.uint16)
-        store.ensure_array("raw/split", capacity, (), np.uint8)
-        store.ensure_array("raw/ok", capacity, (), bool, fill_value=False)
-        store.ensure_array("raw/timestamp_us", capacity, (), np.int64)
-        store.ensure_array("raw/source_index", capacity, (), np.int64, fill_value=-1)
+        self.check_store(store, plan)
+        try:
+            store.ensure_array("raw/color", capacity, (h, w, 3), np.uint8)
+            store.ensure_array("raw/depth", capacity, (h, w), np.uint16)
+            if plan.has_ir:
+                store.ensure_array("raw/ir", capacity, (h, w), np.uint16)
+            store.ensure_array("raw/split", capacity, (), np.uint8)
+            store.ensure_array("raw/ok", capacity, (), bool, fill_value=False)
+            store.ensure_array("raw/timestamp_us", capacity, (), np.int64)
+            store.ensure_array("raw/source_index", capacity, (), np.int64, fill_value=-1)
+        except StoreError as exc:  # the same store and source give the same answer: not retried
+            raise SourceMismatchError(f"{exc} (this {self.kind} source gives {capacity} frames of {w}x{h}: the "
+                                      "store was captured from another source or with other frame counts)") from None
         capture = dict(plan.capture, node=self.ctx.node_id, frames_planned=capacity,
                        counts={"train": p.frames.train, "eval": p.frames.eval},
                        gate={"faces": p.gate, "max_angle_deg": p.max_angle_deg, "eval_every": p.eval_every})
@@ -141,7 +156,7 @@ class CaptureSource(Node):
                 break
             slot = ref.stop
         if slot >= capacity:
-            self.ctx.report("capture.rejects", **gate.summary())
+            self._rejects(gate)
             return
 
         probe = _face_probe() if p.gate else None
@@ -169,7 +184,7 @@ class CaptureSource(Node):
                 except Exception:
                     if buf:  # keep what was read before the damage
                         await self.run_blocking(self._write, store, slot, buf)
-                    self.ctx.report("capture.rejects", **gate.summary())
+                    self._rejects(gate)
                     raise
                 if item is not None:
                     buf.append(item)
@@ -180,7 +195,7 @@ class CaptureSource(Node):
                     slot += len(buf)
                     buf = []
                     if time.monotonic() - last_report > 1.0 or item is None:
-                        self.ctx.report("capture.rejects", **gate.summary())
+                        self._rejects(gate)
                         last_report = time.monotonic()
                     yield Output("rgbd", ref, key=chunk_key)
                 if item is None:
@@ -189,7 +204,7 @@ class CaptureSource(Node):
             close = getattr(frames, "close", None)
             if close is not None:
                 close()
-        self.ctx.report("capture.rejects", **gate.summary())
+        self._rejects(gate)
 
     def _done_ref(self, key: str) -> ChunkRef | None:
         """The ChunkRef recorded for a finished key (the last chunk may be shorter than chunk_frames)."""
@@ -211,55 +226,6 @@ class CaptureSource(Node):
         store.write("raw/timestamp_us", start, np.array([f.timestamp_us for f, _ in buf], np.int64))
         store.write("raw/source_index", start, np.array([f.index for f, _ in buf], np.int64))
         store.write("raw/ok", start, np.ones(n, bool))
-
-
-# ---- capture.recording ------------------------------------------------------------------
-class RecordingParams(CaptureParams):
-    path: str = Field(..., description="Azure Kinect .mkv recording")
-    calibration: str | None = Field(None, description="calibration.json to use instead of the attached one")
-    register_ir: bool = True
-    max_step_mm: float = Field(50.0, ge=0, le=10_000,
-                               description="no depth drawn across steps larger than this (0: SDK behaviour)")
-    threads: int = Field(1, ge=0, le=256, description="registration threads (0: all cores)")
-    on_error: Literal["fail", "skip", "stop"] = "fail"
-
-
-@register
-class RecordingSource(CaptureSource):
-    kind = "capture.recording"
-    summary = "Azure Kinect MKV recording -> colour + depth/IR registered to colour (no Kinect SDK needed)"
-    Params = RecordingParams
-
-    def _open(self):
-        from facesynth.capture.kinect_mkv import KinectRecording
-        from facesynth.capture.registration import Registration
-
-        if not hasattr(self, "_rec"):
-            self._rec = KinectRecording(self.params.path)
-            self._cal = self._rec.calibration(self.params.calibration)
-            self._reg = Registration(self._cal, max_step_mm=self.params.max_step_mm, threads=self.params.threads)
-        return self._rec, self._cal, self._reg
-
-    def plan(self) -> SourcePlan:
-        rec, cal, _ = self._open()
-        h, w = rec.color_shape
-        return SourcePlan(available=rec.count_frames(), height=h, width=w,
-                          has_ir=self.params.register_ir and "ir" in rec.tracks,
-                          intrinsics=cal.color.intrinsics(), calibration=cal.to_dict(),
-                          capture={"source": self.kind, "path": str(Path(self.params.path).resolve()),
-                                   "depth_mode": cal.depth_mode, "color_mode": cal.color_mode,
-                                   "tags": rec.tags})
-
-    def frames(self, start: int) -> Iterator[Frame]:
-        rec, _, reg = self._open()
-        want_ir = self.params.register_ir and "ir" in rec.tracks
-        for cap in rec.captures(start=start, on_error=self.params.on_error):
-            if cap.error is not None:
-                self.ctx.report("capture.damaged", frame=cap.index, error=cap.error)
-                yield Frame(cap.index, cap.timestamp_us, None, None, error=cap.error)
-                continue
-            depth, extra = reg.register(cap.depth, *([cap.ir] if want_ir else []))
-            yield Frame(cap.index, cap.timestamp_us, cap.color, depth, extra[0] if want_ir else None)
 
 
 # ---- capture.folder ---------------------------------------------------------------------

@@ -94,7 +94,7 @@ async def test_truncated_recording_keeps_frames_and_names_the_frame(tmp_path):
     cut = block_offsets(data, offsets[5])[1][2] + 100
     rec = tmp_path / "cut.mkv"
     rec.write_bytes(data[:cut])
-    node, _ = make_node("capture.recording", tmp_path / "s.zarr", {"path": str(rec)})
+    node, _ = make_node("capture.recording", tmp_path / "s.zarr", {"path": str(rec), "on_error": "fail"})
     outs = []
     with pytest.raises(InputDataError) as err:
         async for o in node.produce():
@@ -104,8 +104,14 @@ async def test_truncated_recording_keeps_frames_and_names_the_frame(tmp_path):
     store = FrameStore.open(tmp_path / "s.zarr", "r")
     assert store.read("raw/ok").tolist() == [True] * 5 + [False]  # frame 4 (before the cut) written too
     assert store.read("raw/depth", 4, 5).max() > 0
-    node2, _ = make_node("capture.recording", tmp_path / "s2.zarr", {"path": str(rec), "on_error": "stop"})
-    assert [o.item for o in await run(node2)] == [ChunkRef("raw", 0, 4), ChunkRef("raw", 4, 5)]
+    for policy in ("stop", "skip"):  # skip is the default: the same frames, the damage reported
+        params = {"path": str(rec)} if policy == "skip" else {"path": str(rec), "on_error": policy}
+        node2, events = make_node("capture.recording", tmp_path / f"s_{policy}.zarr", params)
+        assert [o.item for o in await run(node2)] == [ChunkRef("raw", 0, 4), ChunkRef("raw", 4, 5)]
+        damaged = [d for n, d in events if n == "capture.damaged"]
+        assert [(d["frame"], d["kind"], d["tally"], d["policy"]) for d in damaged] == [(5, "truncated", "truncated", policy)]
+        rejects = [d for n, d in events if n == "capture.rejects"][-1]
+        assert rejects["kept"] == 5 and rejects["damaged"] == {"truncated": 1}
 
 
 async def test_folder_source_original_layout(tmp_path):

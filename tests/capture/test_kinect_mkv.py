@@ -82,8 +82,10 @@ def test_truncation_keeps_the_frames_before_it(tmp_path):
     assert [c.index for c in got] == [0, 1] and all(c.depth is not None for c in got)
     msg = str(err.value)
     assert str(path) in msg and "frame 2" in msg and "truncated" in msg and "t=0.530611" in msg
-    # stop: ends quietly with the same intact frames
-    assert [c.index for c in KinectRecording(path).captures(on_error="stop")] == [0, 1]
+    # stop: the same intact frames, then the damaged one (reported, no images), then the end
+    caps = list(KinectRecording(path).captures(on_error="stop"))
+    assert [(c.index, c.damage) for c in caps] == [(0, None), (1, None), (2, "truncated")]
+    assert caps[2].color is None and "truncated" in caps[2].error
 
 
 @needs_real
@@ -140,6 +142,21 @@ def test_jpeg_damage_checks():
     assert jpeg_damage(buf) is None
     assert "cut short" in jpeg_damage(buf[:-200])
     assert "start" in jpeg_damage(b"\x00" + buf[1:])
+    assert "the track says 32x48" in jpeg_damage(buf, size=(32, 48))
+
+
+@pytest.mark.parametrize("restart", [0, 3])
+def test_jpeg_damage_finds_zeros_that_opencv_decodes_silently(restart):
+    """Zeros inside the scan of an OpenCV-written JPEG (without and with restart markers)."""
+    rng = np.random.default_rng(3)
+    img = cv2.GaussianBlur(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8), (5, 5), 2)
+    ok, enc = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 30, cv2.IMWRITE_JPEG_RST_INTERVAL, restart])
+    buf = enc.ravel()
+    assert jpeg_damage(buf) is None
+    bad = buf.copy()
+    bad[bad.size // 2:bad.size // 2 + 8] = 0
+    assert cv2.imdecode(bad, cv2.IMREAD_COLOR) is not None  # the decoder gives an image all the same
+    assert "JPEG scan data corrupt" in jpeg_damage(bad)
 
 
 def test_raw_colour_formats_decode_to_rgb():

@@ -1,0 +1,173 @@
+"""The image payloads of an Azure Kinect recording: checked, then decoded to numpy.
+
+A damaged image must be found before decoding, because decoders do not say so: libjpeg
+paints grey blocks and prints "Corrupt JPEG data" to stderr while returning an image. The
+checks here read only the JPEG's structure (markers, segment lengths, restart markers), so
+they cost a small fraction of the decode; raw depth/IR/colour payloads must have exactly
+the size their track declares.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from facesynth.capture.jpeg_scan import scan_damage
+
+
+class ImageDamage(ValueError):
+    """An image payload is damaged; `kind` is 'jpeg' or 'size' (counted by kind in the run summary)."""
+
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+def jpeg_damage(buf: bytes | memoryview | np.ndarray, huffman: bool = True,
+                size: tuple[int, int] | None = None) -> str | None:
+    """Why a baseline JPEG is damaged (missing SOI/EOI, a bad segment, stray or missing markers), or None.
+
+    Inside entropy-coded data 0xFF may only be followed by 0x00 (stuffing) or RST0-7. With a
+    restart interval (the Kinect's encoder writes one) the RST markers count 0..7 and repeat,
+    and there are exactly ceil(MCUs / interval) - 1 of them: zeros or a cut inside the scan
+    remove some, which libjpeg only reports as a warning. The Huffman data of each interval
+    is then decoded (jpeg_scan.py, unless huffman=False) to find damage that leaves every
+    marker in place; that walk costs about a third of a libjpeg decode. `size` (width, height)
+    is what the track declares: another frame size is damage, found before any walk.
+    """
+    b = np.frombuffer(buf, np.uint8) if not isinstance(buf, np.ndarray) else buf
+    if b.size < 4 or b[0] != 0xFF or b[1] != 0xD8:
+        return "no JPEG start marker"
+    end = b.size
+    while end > 2 and b[end - 1] == 0:  # allow zero padding after EOI
+        end -= 1
+    if b[end - 2] != 0xFF or b[end - 1] != 0xD9:
+        return "JPEG data is cut short (no end marker)"
+    i, interval, frame, tables = 2, 0, None, {}
+    while i + 4 <= end:  # walk the header segments up to the first scan
+        if b[i] != 0xFF:
+            return f"bad JPEG segment at byte {i}"
+        marker = int(b[i + 1])
+        if marker == 0xFF:
+            i += 1
+            continue
+        seg = int(b[i + 2]) << 8 | int(b[i + 3])
+        if seg < 2 or i + 2 + seg > end:
+            return f"JPEG segment 0xFF{marker:02X} at byte {i} runs past the data"
+        body = b[i + 4:i + 2 + seg]
+        if marker in (0xC2, 0xC6, 0xCA, 0xCE):
+            return None  # progressive: several scans, not checked
+        if marker in (0xC0, 0xC1) and body.size >= 6:
+            frame = _frame_header(body)
+        elif marker == 0xC4:
+            tables.update(_huffman_tables(body))
+        elif marker == 0xDD and body.size >= 2:
+            interval = int(body[0]) << 8 | int(body[1])
+        if marker == 0xDA:
+            scan = b[i + 2 + seg:end - 2]
+            ff = np.flatnonzero(scan[:-1] == 0xFF)
+            nxt = scan[ff + 1]
+            bad = (nxt != 0x00) & ((nxt < 0xD0) | (nxt > 0xD7)) & (nxt != 0xFF)
+            if scan.size and scan[-1] == 0xFF:
+                return "JPEG scan ends inside a marker"
+            if bad.any():
+                return f"JPEG scan data corrupt (stray marker 0xFF{int(nxt[bad][0]):02X})"
+            if frame is None:
+                return "JPEG has no frame header"
+            if size is not None and (frame[1], frame[0]) != tuple(size):
+                return f"JPEG frame header says {frame[1]}x{frame[0]}, the track says {size[0]}x{size[1]}"
+            rst_at = ff[(nxt >= 0xD0) & (nxt <= 0xD7)]
+            why = _restart_damage(scan[rst_at + 1], frame, body, interval)
+            if why is None and huffman:
+                why = scan_damage(scan, rst_at, frame, body, tables, interval)
+            return why
+        i += 2 + seg
+    return "JPEG has no scan data"
+
+
+def _frame_header(body: np.ndarray) -> tuple[int, int, list[tuple[int, int, int]]]:
+    """(height, width, [(component id, h, v)]) from a SOF0/SOF1 segment."""
+    h, w, n = int(body[1]) << 8 | int(body[2]), int(body[3]) << 8 | int(body[4]), int(body[5])
+    comps = [(int(body[6 + 3 * k]), int(body[7 + 3 * k]) >> 4, int(body[7 + 3 * k]) & 15)
+             for k in range(n) if 8 + 3 * k < body.size]
+    return h, w, comps
+
+
+def _huffman_tables(body: np.ndarray) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
+    """{(class 0=DC/1=AC, id): (counts per code length 1..16, symbols)} from a DHT segment."""
+    out, i = {}, 0
+    while i + 17 <= body.size:
+        tc, th = int(body[i]) >> 4, int(body[i]) & 15
+        counts = body[i + 1:i + 17].astype(np.int64)
+        n = int(counts.sum())
+        out[(tc, th)] = (counts, body[i + 17:i + 17 + n].astype(np.int64))
+        i += 17 + n
+    return out
+
+
+def mcu_count(frame: tuple[int, int, list], scan_header: np.ndarray) -> int:
+    """MCUs in a scan: interleaved (several components) or one component's 8x8 blocks."""
+    h, w, comps = frame
+    if not comps or h == 0 or w == 0:
+        return 0
+    hmax, vmax = max(c[1] for c in comps) or 1, max(c[2] for c in comps) or 1
+    if scan_header.size and int(scan_header[0]) == 1:
+        cid = int(scan_header[1])
+        ch, cv = next(((c[1], c[2]) for c in comps if c[0] == cid), (hmax, vmax))
+        return -(-(w * ch) // (8 * hmax)) * -(-(h * cv) // (8 * vmax))
+    return -(-w // (8 * hmax)) * -(-h // (8 * vmax))
+
+
+def _restart_damage(numbers: np.ndarray, frame, scan_header: np.ndarray, interval: int) -> str | None:
+    """Why the restart markers of a scan are wrong (count or order), or None."""
+    if interval == 0:
+        return "JPEG scan data corrupt (restart markers without a restart interval)" if numbers.size else None
+    expected = -(-mcu_count(frame, scan_header) // interval) - 1
+    seq = (numbers.astype(np.int64) - 0xD0)
+    wrong = np.flatnonzero(seq != np.arange(seq.size) % 8)
+    if wrong.size:
+        k = int(wrong[0])
+        return (f"JPEG scan data corrupt (restart marker {k} is RST{int(seq[k])}, expected RST{k % 8}: "
+                f"data is missing or overwritten there)")
+    if seq.size != expected:
+        return f"JPEG scan data corrupt ({seq.size} restart markers, {max(expected, 0)} expected)"
+    return None
+
+
+def decode_color(data: bytes | memoryview, fmt: str, width: int, height: int, huffman: bool = True) -> np.ndarray:
+    """One colour block -> (H, W, 3) uint8 RGB; ImageDamage says what is wrong with it.
+
+    huffman=False skips the Huffman walk of a JPEG (for bytes already proven intact by a checksum)."""
+    buf = np.frombuffer(data, np.uint8)
+    if fmt == "mjpeg":
+        why = jpeg_damage(buf, huffman, (width, height))
+        if why:
+            raise ImageDamage(why, "jpeg")
+        img = cv2.imdecode(buf, cv2.IMREAD_COLOR_RGB)
+        if img is None:
+            raise ImageDamage("JPEG does not decode", "jpeg")
+    elif fmt == "nv12":
+        _need(buf, width * height * 3 // 2, "NV12 colour")
+        img = cv2.cvtColor(buf.reshape(height * 3 // 2, width), cv2.COLOR_YUV2RGB_NV12)
+    elif fmt == "yuy2":
+        _need(buf, width * height * 2, "YUY2 colour")
+        img = cv2.cvtColor(buf.reshape(height, width, 2), cv2.COLOR_YUV2RGB_YUY2)
+    elif fmt == "bgra":
+        _need(buf, width * height * 4, "BGRA colour")
+        img = np.ascontiguousarray(buf.reshape(height, width, 4)[..., 2::-1])
+    else:
+        raise ValueError(f"unsupported colour format {fmt}")
+    if img.shape != (height, width, 3):
+        raise ImageDamage(f"colour image is {img.shape[1]}x{img.shape[0]}, the track says {width}x{height}", "size")
+    return img
+
+
+def decode_u16(data: bytes | memoryview, fmt: str, width: int, height: int, what: str) -> np.ndarray:
+    """A 16-bit depth or IR block -> (h, w) native uint16."""
+    buf = np.frombuffer(data, np.uint8)
+    _need(buf, width * height * 2, what)
+    return buf.view(">u2" if fmt == "u16be" else "<u2").reshape(height, width).astype(np.uint16)
+
+
+def _need(buf: np.ndarray, n: int, what: str) -> None:
+    if buf.size != n:
+        raise ImageDamage(f"{what} block has {buf.size} bytes, expected {n}", "size")
