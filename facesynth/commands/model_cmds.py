@@ -3,20 +3,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from facesynth.model.evaluate_exported import evaluate_exported
 
-    res = evaluate_exported(args.model, args.store, lpips=not args.no_lpips, batch_size=args.batch_size)
+    fmt = "torchscript" if args.trust_torchscript else "onnx" if args.onnx else "weights"
+    res = evaluate_exported(args.model, args.store, lpips=not args.no_lpips, batch_size=args.batch_size,
+                            format=fmt)
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
     print(f"model {res['model']} on {res['store']} ({res['frames']} eval frames, size {res['size']})")
     print(f"  {'metric':16s} {'model':>10s} {'mean image':>12s}")
-    for key in ("depth_mae_mm", "psnr", "ssim", "lpips"):
-        if key in res["model_metrics"]:
-            print(f"  {key:16s} {res['model_metrics'][key]:10.4f} {res['baseline'][key]:12.4f}")
+    for key, value in res["model_metrics"].items():  # whatever metrics.evaluate measures
+        base = res["baseline"].get(key)
+        if isinstance(value, (int, float)) and isinstance(base, (int, float)):
+            print(f"  {key:16s} {value:10.4f} {base:12.4f}")
     print(f"  generator ms/frame: {res['generator_ms']:.2f}")
     return 0
 
@@ -25,8 +29,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     from facesynth.model.export import export_generator, generator_from_checkpoint
 
     gen, cfg, meta = generator_from_checkpoint(args.checkpoint)
+    for note in meta.pop("damaged_checkpoints", []):
+        print(f"warning: skipped a damaged checkpoint: {note}", file=sys.stderr)
     path = export_generator(gen, args.out, meta, onnx=not args.no_onnx)
-    print(json.dumps({"torchscript": str(path), "out": str(args.out), "size": cfg["size"],
+    print(json.dumps({"weights": str(path), "checkpoint": meta["checkpoint"], "out": str(args.out), "size": cfg["size"],
                       "epochs": meta.get("epochs"), "onnx": not args.no_onnx}))
     return 0
 
@@ -35,14 +41,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     m = sub.add_parser("model", help="evaluate or export a trained generator")
     msub = m.add_subparsers(dest="model_command", metavar="ACTION", required=True)
     e = msub.add_parser("eval", help="metrics of an exported model on a store's eval split")
-    e.add_argument("--model", required=True, help="generator.ts.pt or the export directory")
+    e.add_argument("--model", required=True, help="the export directory (or its generator.pt)")
     e.add_argument("--store", required=True, help="frame store with crop/fill pairs")
     e.add_argument("--batch-size", type=int, default=8)
     e.add_argument("--no-lpips", action="store_true")
     e.add_argument("--json", action="store_true")
+    how = e.add_mutually_exclusive_group()
+    how.add_argument("--onnx", action="store_true", help="run generator.onnx with ONNX Runtime instead of the weights")
+    how.add_argument("--trust-torchscript", action="store_true",
+                   help="load generator.ts.pt with torch.jit.load, which runs code stored in the file: "
+                        "only for files you trust (the default loads weights only)")
     e.set_defaults(func=cmd_eval)
-    x = msub.add_parser("export", help="TorchScript + ONNX + metadata from a training checkpoint")
+    x = msub.add_parser("export", help="weights + ONNX + TorchScript + metadata from a training checkpoint")
     x.add_argument("--checkpoint", required=True, help="a checkpoint file or checkpoints directory")
-    x.add_argument("--out", required=True, help="directory to write generator.ts.pt/.onnx/.json")
+    x.add_argument("--out", required=True, help="directory to write generator.pt/.json/.onnx/.ts.pt")
     x.add_argument("--no-onnx", action="store_true")
     x.set_defaults(func=cmd_export)

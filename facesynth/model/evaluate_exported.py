@@ -5,15 +5,16 @@ from pathlib import Path
 
 from facesynth.model.dataset import EVAL, load_pairs
 from facesynth.model.export import load_exported
-from facesynth.model.metrics import evaluate, generator_ms_per_frame, mean_image_baseline
+from facesynth.model.metrics import beats_baseline, evaluate, generator_ms_per_frame, mean_image_baseline
 from facesynth.store.frame_store import FrameStore
 
 
 def evaluate_exported(model_path: str | Path, store_path: str | Path, lpips: bool = True,
-                      batch_size: int = 8) -> dict:
+                      batch_size: int = 8, format: str = "weights") -> dict:
+    """Metrics of the export; `format="torchscript"` (runs code from the file) only for trusted files."""
     from facesynth.errors import InputDataError
 
-    model = load_exported(model_path)
+    model = load_exported(model_path, format)
     data = load_pairs(FrameStore.open(store_path, mode="r"), EVAL, model.size)
     if len(data) == 0:
         raise InputDataError(f"store {store_path} has no accepted eval frames")
@@ -24,6 +25,6 @@ def evaluate_exported(model_path: str | Path, store_path: str | Path, lpips: boo
     res = evaluate(model.module, data, lp, batch_size)
     mean = mean_image_baseline(data)
     base = evaluate(lambda x: mean.expand(x.shape[0], -1, -1, -1), data, lp, batch_size)
-    return {"model": str(model.path), "store": str(store_path), "frames": len(data), "size": model.size,
-            "model_metrics": res, "baseline": base,
+    return {"model": str(model.path), "format": model.format, "store": str(store_path), "frames": len(data), "size": model.size,
+            "model_metrics": res, "baseline": base, "beats_baseline": beats_baseline(res, base),
             "generator_ms": generator_ms_per_frame(model.module, model.size)}

@@ -1,0 +1,98 @@
+"""Checkpoint retention (latest, best by eval, the last K), fallback from a damaged latest.pt,
+and a full disk during a save (issue 13, item 10)."""
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+import torch
+
+import facesynth.model.checkpoint as ck
+from facesynth.errors import ModelFileError, ModelWriteError
+from facesynth.model.checkpoint import Checkpoints, load_checkpoint
+
+
+def _state(epoch: int, maes: list[float]) -> dict:
+    history = [{"epoch": i + 1, "eval": {"depth_mae_mm": m}} for i, m in enumerate(maes[:epoch])]
+    return {"config": {}, "epoch": epoch, "step": 10 * epoch, "G": {"w": torch.full((4,), float(epoch))},
+            "history": history}
+
+
+def test_keeps_latest_best_and_the_last_k(tmp_path):
+    maes = [9.0, 4.0, 6.0, 5.0, 7.0]  # epoch 2 is the best
+    cks = Checkpoints(tmp_path, keep_last=2)
+    for e in range(1, 6):
+        cks.save(_state(e, maes), epoch_end=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "epoch_0004.pt", "epoch_0005.pt", "latest.pt"]
+    assert torch.load(tmp_path / "best.pt", weights_only=True)["epoch"] == 2
+    assert torch.load(tmp_path / "latest.pt", weights_only=True)["epoch"] == 5
+    # latest is the newest epoch file's bytes (a link where the filesystem allows: no extra space)
+    assert (tmp_path / "latest.pt").read_bytes() == (tmp_path / "epoch_0005.pt").read_bytes()
+    cks.save({**_state(5, maes), "step": 57}, epoch_end=False)  # a stop in the middle of epoch 6
+    assert torch.load(tmp_path / "latest.pt", weights_only=True)["step"] == 57
+    assert torch.load(tmp_path / "epoch_0005.pt", weights_only=True)["step"] == 50  # untouched
+    wide = Checkpoints(tmp_path / "k3", keep_last=3)
+    for e in range(1, 6):
+        wide.save(_state(e, maes), epoch_end=True)
+    assert [p.name for p in wide.epoch_files()] == ["epoch_0003.pt", "epoch_0004.pt", "epoch_0005.pt"]
+
+
+def test_damaged_latest_falls_back_to_the_newest_intact_with_a_warning(tmp_path):
+    from facesynth.model.dataset import TRAIN, load_pairs
+    from facesynth.model.toy_data import write_toy_store
+    from facesynth.model.train import Trainer, TrainConfig
+
+    torch.set_num_threads(1)
+    store = write_toy_store(tmp_path / "s.zarr", n_train=4, n_eval=0, size=32)
+    cfg = TrainConfig(size=32, ngf=4, ndf=4, epochs=3, decay_epochs=0, batch_size=4, lpips=False, device="cpu")
+    Trainer(cfg, tmp_path / "run").fit(load_pairs(store, TRAIN))
+    d = tmp_path / "run" / "checkpoints"
+    size = (d / "latest.pt").stat().st_size
+    with open(d / "latest.pt", "r+b") as fh:  # torn in place: epoch_0003.pt shares its bytes
+        fh.truncate(size // 2)
+    events = []
+    again = Trainer(cfg, tmp_path / "run", callback=lambda name, data: events.append((name, data)))
+    assert again.resume() and again.epoch == 2
+    warned = [data["file"] for name, data in events if name == "train.checkpoint_damaged"]
+    assert [os.path.basename(f) for f in warned] == ["latest.pt", "epoch_0003.pt"]
+    assert all(data["using"].endswith("epoch_0002.pt") for name, data in events)
+    for p in d.glob("*.pt"):  # nothing intact at all: a clear error, not a silent epoch 0
+        p.write_bytes(b"garbage")
+    with pytest.raises(ModelFileError, match="every checkpoint .* is damaged.*--restart"):
+        Trainer(cfg, tmp_path / "run").resume()
+
+
+def test_full_disk_leaves_no_temporary_file_and_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+    cks = Checkpoints(tmp_path, keep_last=2)
+    cks.save(_state(1, [5.0, 4.0]), epoch_end=True)
+    before = (tmp_path / "latest.pt").read_bytes()
+    written = []
+
+    def full_disk(fh, data):
+        if sum(written) > 1000:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(len(data))
+        return fh.write(data)
+
+    monkeypatch.setattr(ck, "_write", full_disk)
+    big = {**_state(2, [5.0, 4.0]), "G": {"w": torch.zeros(100_000)}}
+    with pytest.raises(ModelWriteError, match="disk is full.*previous checkpoint is intact"):
+        cks.save(big, epoch_end=True)
+    assert sum(written) > 0  # the save did reach the disk before it filled
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "epoch_0001.pt", "latest.pt"]
+    assert (tmp_path / "latest.pt").read_bytes() == before
+    assert load_checkpoint(tmp_path)["epoch"] == 1
+
+
+def test_a_checkpoint_of_another_architecture_is_refused_by_name():
+    from facesynth.model.checkpoint import check_compatible
+
+    base = {"size": 64, "ngf": 8, "ndf": 8, "n_layers_d": 4, "num_d": 3}
+    check_compatible(base, {**base, "norm": "batch"}, "old.pt")  # from before the option: BatchNorm
+    with pytest.raises(ModelFileError, match="norm: checkpoint batch vs now instance"):
+        check_compatible(base, {**base, "norm": "instance"}, "old.pt")
+    with pytest.raises(ModelFileError, match="norm: checkpoint batch vs now instance.*out_dir.*--restart"):
+        check_compatible({**base, "norm": "batch"}, {**base, "norm": "instance"}, "c.pt")
+    with pytest.raises(ModelFileError, match="ngf: checkpoint 8 vs now 16"):
+        check_compatible(base, {**base, "ngf": 16}, "c.pt")
