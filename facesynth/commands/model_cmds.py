@@ -16,11 +16,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(json.dumps(res, indent=2))
         return 0
     print(f"model {res['model']} on {res['store']} ({res['frames']} eval frames, size {res['size']})")
-    print(f"  {'metric':16s} {'model':>10s} {'mean image':>12s}")
+    print(f"  {'metric':22s} {'model':>10s} {'mean image':>12s}")
     for key, value in res["model_metrics"].items():  # whatever metrics.evaluate measures
         base = res["baseline"].get(key)
         if isinstance(value, (int, float)) and isinstance(base, (int, float)):
-            print(f"  {key:16s} {value:10.4f} {base:12.4f}")
+            print(f"  {key:22s} {value:10.4f} {base:12.4f}")
     print(f"  generator ms/frame: {res['generator_ms']:.2f}")
     return 0
 

@@ -27,9 +27,14 @@ class PairData:
     drawing: torch.Tensor      # uint8, 0/255 lines
     color: torch.Tensor        # uint8 RGB, background 0
     depth: torch.Tensor        # float16 in [-1, 1], background -1
-    face: torch.Tensor         # bool, inside the face (crop/mask and valid depth)
+    face: torch.Tensor         # bool, inside the face (valid target depth, holes filled or not)
     frames: np.ndarray         # store frame indices
     norm: dict = field(default_factory=dict)
+    measured: torch.Tensor | None = None  # bool, face pixels the sensor measured (not filled)
+
+    def __post_init__(self):
+        if self.measured is None:
+            self.measured = self.face
 
     def __len__(self) -> int:
         return int(self.drawing.shape[0])
@@ -40,7 +45,7 @@ class PairData:
 
     def to(self, device) -> "PairData":
         return PairData(self.drawing.to(device), self.color.to(device), self.depth.to(device),
-                        self.face.to(device), self.frames, self.norm)
+                        self.face.to(device), self.frames, self.norm, self.measured.to(device))
 
     def batch(self, idx, device=None) -> tuple[torch.Tensor, torch.Tensor]:
         """(input (B,1,S,S), target (B,4,S,S)) float32 in [-1, 1] for frame positions `idx`."""
@@ -106,7 +111,7 @@ def load_pairs(store, split: int, size: int | None = None, frames: np.ndarray | 
     size = int(size or crop_size)
     scale = size / crop_size
     dg = depth_group(store)
-    draws, cols, deps, faces = [], [], [], []
+    draws, cols, deps, faces, measured = [], [], [], [], []
     for lo in range(0, len(idx), chunk):
         part = idx[lo:lo + chunk]
         start, stop = int(part[0]), int(part[-1]) + 1
@@ -114,22 +119,26 @@ def load_pairs(store, split: int, size: int | None = None, frames: np.ndarray | 
         col = store.read("crop/color", start, stop)[rel]
         dep = store.read(dg, start, stop)[rel]
         # filled depth covers the holes inside the face (and is 0 outside it), so it is the
-        # face mask then; crop/mask marks only the pixels the sensor measured
-        mask = store.read("crop/mask", start, stop)[rel] if store.has("crop/mask") and dg == "crop/depth" else None
+        # face mask then; crop/mask marks only the pixels the sensor measured (the filler keeps
+        # those exactly), which is where the depth error is measured
+        mask = store.read("crop/mask", start, stop)[rel] if store.has("crop/mask") else None
+        fill_mask = dg == "fill/depth"
         pts = store.read("crop/landmarks", start, stop)[rel]
         for j in range(len(part)):
             c, d = col[j], dep[j]
-            m = np.ones(d.shape, bool) if mask is None else np.asarray(mask[j], bool)
+            meas = (np.ones(d.shape, bool) if mask is None else np.asarray(mask[j], bool)) & (d > 0)
             if size != crop_size:
                 c = cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA)
                 d = cv2.resize(d, (size, size), interpolation=cv2.INTER_NEAREST)
-                m = cv2.resize(m.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST) > 0
+                meas = cv2.resize(meas.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST) > 0
+            m = np.ones(d.shape, bool) if fill_mask or mask is None else meas
             unit = mm_to_unit(d, d0, fd, m)
             fg = unit > -1.0
             draws.append(_draw(np.asarray(pts[j], np.float32) * scale, size)[None])
             cols.append(np.where(fg[..., None], c, 0).transpose(2, 0, 1))
             deps.append(unit[None])
             faces.append((fg & m)[None])
+            measured.append((fg & meas)[None])
     s = size
     return PairData(
         drawing=torch.from_numpy(np.stack(draws) if draws else np.zeros((0, 1, s, s), np.uint8)),
@@ -138,4 +147,5 @@ def load_pairs(store, split: int, size: int | None = None, frames: np.ndarray | 
                                .astype(np.float16)),
         face=torch.from_numpy(np.stack(faces) if faces else np.zeros((0, 1, s, s), bool)),
         frames=idx, norm={**norm, "size": size, "crop_size": crop_size},
+        measured=torch.from_numpy(np.stack(measured) if measured else np.zeros((0, 1, s, s), bool)),
     )

@@ -1,9 +1,14 @@
-"""U-Net generator of the original pix2pix recipe (DESIGN.md section 2).
+"""U-Net generator of the pix2pix recipe (DESIGN.md section 2), with the options facesynth's
+own recipe measured (benchmarks/quality.py, docs/model.md).
 
 One channel in (the landmark drawing), four out (RGB + depth, tanh, [-1, 1]). The number
 of down-samplings follows the image size (log2(size)) so the innermost feature map is
-1x1 at any size: 256 and 512 as the original, 64 or 128 in tests. BatchNorm, dropout 0.5
-in the inner ngf*8 blocks, N(0, 0.02) initialisation, as the original.
+1x1 at any size: 256 and 512 as the original, 64 or 128 in tests. The defaults are the
+original's: transposed 4x4 convolutions up, BatchNorm, dropout 0.5 in the inner ngf*8
+blocks, N(0, 0.02) initialisation. Options (constructor kwargs, so generator.json's "arch"
+rebuilds them): `upsample="resize"` (nearest 2x + 3x3 conv: no checkerboard, Odena et al.
+2016), `norm="instance"` (per-image statistics: the same in training and in export at any
+batch size, unlike BatchNorm's running averages) or "none".
 """
 from __future__ import annotations
 
@@ -31,9 +36,16 @@ class UNetGenerator(nn.Module):
     """pix2pix U-Net written as explicit lists of blocks (straightforward to trace/export)."""
 
     def __init__(self, size: int = 256, ngf: int = 64, in_ch: int = 1, out_ch: int = 4,
-                 dropout: float = 0.5):
+                 dropout: float = 0.5, upsample: str = "transpose", norm: str = "batch"):
         super().__init__()
+        if upsample not in UPSAMPLE:
+            raise ValueError(f"upsample must be one of {UPSAMPLE} (got {upsample!r})")
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS} (got {norm!r})")
         self.size, self.ngf, self.in_ch, self.out_ch = size, ngf, in_ch, out_ch
+        self.dropout, self.upsample, self.norm = float(dropout), upsample, norm
+        self.arch = {"size": size, "ngf": ngf, "in_ch": in_ch, "out_ch": out_ch,
+                     "dropout": float(dropout), "upsample": upsample, "norm": norm}
         n = num_downs_for(size)
         self.num_downs = n
         downs, ups = [], []
@@ -46,17 +58,16 @@ class UNetGenerator(nn.Module):
                 downs.append(nn.Sequential(nn.LeakyReLU(0.2, True), conv))
             else:
                 downs.append(nn.Sequential(nn.LeakyReLU(0.2, True), conv,
-                                           nn.BatchNorm2d(_channels(i, ngf))))
+                                           _norm_layer(norm, _channels(i, ngf))))
         for i in range(n):
             c_in = _channels(i, ngf) * (1 if i == n - 1 else 2)
             if i == 0:
-                ups.append(nn.Sequential(nn.ReLU(True),
-                                         nn.ConvTranspose2d(c_in, out_ch, 4, 2, 1, bias=True),
+                ups.append(nn.Sequential(nn.ReLU(True), *_up_conv(upsample, c_in, out_ch, True),
                                          nn.Tanh()))
                 continue
             c_out = _channels(i - 1, ngf)
-            layers = [nn.ReLU(True), nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
-                      nn.BatchNorm2d(c_out)]
+            layers = [nn.ReLU(True), *_up_conv(upsample, c_in, c_out, norm == "none"),
+                      _norm_layer(norm, c_out)]
             if 4 <= i < n - 1 and dropout > 0:  # the original's num_downs-5 inner ngf*8 blocks
                 layers.append(nn.Dropout(dropout))
             ups.append(nn.Sequential(*layers))
@@ -77,6 +88,25 @@ class UNetGenerator(nn.Module):
         return h
 
 
+UPSAMPLE = ("transpose", "resize")
+NORMS = ("batch", "instance", "none")
+
+
+def _norm_layer(norm: str, ch: int) -> nn.Module:
+    if norm == "batch":
+        return nn.BatchNorm2d(ch)
+    if norm == "instance":  # affine, no running stats: identical in train() and eval()
+        return nn.InstanceNorm2d(ch, affine=True, track_running_stats=False)
+    return nn.Identity()
+
+
+def _up_conv(mode: str, c_in: int, c_out: int, bias: bool) -> list[nn.Module]:
+    """2x up-sampling convolution: transposed 4x4 stride 2 (the original) or resize-convolution."""
+    if mode == "transpose":
+        return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=bias)]
+    return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=bias)]
+
+
 def init_weights(module: nn.Module, gain: float = 0.02) -> None:
     """The original's 'normal' init: conv weights N(0, gain), BatchNorm weight N(1, gain)."""
     for m in module.modules():
@@ -84,7 +114,7 @@ def init_weights(module: nn.Module, gain: float = 0.02) -> None:
             nn.init.normal_(m.weight, 0.0, gain)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
+        elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and m.weight is not None:
             nn.init.normal_(m.weight, 1.0, gain)
             nn.init.zeros_(m.bias)
 

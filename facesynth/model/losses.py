@@ -19,6 +19,7 @@ class LossWeights:
     feat: float = 10.0
     lpips: float = 10.0
     gan: float = 1.0
+    depth: float = 1.0   # the depth channel's L1 weight next to each colour channel's (1: plain L1)
 
 
 def lsgan(preds: list[list[torch.Tensor]], real: bool) -> torch.Tensor:
@@ -43,14 +44,33 @@ def feature_matching(fake: list[list[torch.Tensor]], real: list[list[torch.Tenso
     return total
 
 
+def weighted_l1(fake: torch.Tensor, target: torch.Tensor, depth_w: float = 1.0) -> torch.Tensor:
+    """Mean L1 over RGB + depth with the depth channel weighted `depth_w` (1: F.l1_loss)."""
+    err = (fake.float() - target.float()).abs().mean((0, 2, 3))
+    return (err[:3].sum() + depth_w * err[3:].sum()) / fake.shape[1]
+
+
+def _recon_parts(fake, target, w: LossWeights, lpips_fn) -> dict[str, torch.Tensor]:
+    parts = {"g_l1": weighted_l1(fake, target, w.depth) * w.l1}
+    if lpips_fn is not None and w.lpips > 0:
+        parts["g_lpips"] = lpips_fn(fake[:, :3].float(), target[:, :3].float()).mean() * w.lpips
+    return parts
+
+
+def reconstruction_loss(fake: torch.Tensor, target: torch.Tensor, w: LossWeights,
+                        lpips_fn=None) -> tuple[torch.Tensor, dict[str, float]]:
+    """L1 (+ LPIPS) only: the warm-up objective, before the discriminator has learned anything."""
+    parts = _recon_parts(fake, target, w, lpips_fn)
+    total = sum(parts.values())
+    return total, {k: float(v.detach()) for k, v in parts.items()}
+
+
 def generator_loss(d_fake, d_real, fake: torch.Tensor, target: torch.Tensor,
                    w: LossWeights, lpips_fn=None) -> tuple[torch.Tensor, dict[str, float]]:
     """Total generator loss and its parts (floats, for logging only)."""
     parts = {"g_gan": lsgan(d_fake, True) * w.gan,
-             "g_l1": F.l1_loss(fake.float(), target.float()) * w.l1,
+             **_recon_parts(fake, target, w, lpips_fn),
              "g_feat": feature_matching(d_fake, d_real) * w.feat}
-    if lpips_fn is not None and w.lpips > 0:
-        parts["g_lpips"] = lpips_fn(fake[:, :3].float(), target[:, :3].float()).mean() * w.lpips
     total = sum(parts.values())
     return total, {k: float(v.detach()) for k, v in parts.items()}
 

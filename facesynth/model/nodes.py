@@ -1,13 +1,14 @@
 """`model.pix2pix`: train the drawing -> RGBD generator from the pairs in the store.
 
-A thin adapter: it collects the ChunkRefs of the pairs (fill or crop group), and on finish()
-loads them into memory, trains with facesynth.model.train (resuming from the last checkpoint
-in the model directory `<store>.model/`), exports TorchScript + ONNX + metadata and emits
-{"path": <exported TorchScript>} on `model`.
+A thin adapter. The ChunkRefs that arrive only say "the pairs are being written"; on finish()
+it reads every finished pair of the store (train and eval split, whatever arrived in this run:
+a resumed run skips chunks recorded as done, and training must still see all of them), trains
+with facesynth.model.train (resuming from the newest intact checkpoint in the model directory
+`<store>.model/`, if it was trained on this store), exports weights + ONNX + TorchScript +
+metadata and emits {"path": <exported generator.pt>, "dir": <export dir>} on `model`.
 """
 from __future__ import annotations
 
-import shutil
 import threading
 from pathlib import Path
 from typing import Literal
@@ -15,7 +16,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from facesynth.nodes.base import ChunkRef, Node, Output, Params
+from facesynth.nodes.base import Node, Output, Params
 from facesynth.nodes.registry import register
 
 
@@ -37,6 +38,16 @@ class Pix2PixParams(Params):
     seed: int = Field(0, ge=0)
     max_minutes: float | None = Field(None, gt=0)
     out_dir: str | None = Field(None, description="model directory; default <store>.model")
+    keep_last: int = Field(2, ge=1, le=10_000, description="epoch checkpoints kept (besides latest.pt and best.pt)")
+    # training recipe (facesynth/model/recipes.py); the options below, when set, override it
+    recipe: Literal["original", "facesynth"] = Field("facesynth", description="original: pix2pix/pix2pixHD as published; facesynth: the measured default")
+    upsample: Literal["transpose", "resize"] | None = None
+    norm: Literal["batch", "instance", "none"] | None = None
+    dropout: float | None = Field(None, ge=0, lt=1)
+    ema: float | None = Field(None, ge=0, lt=1, description="decay of the exported weight average; 0 = off")
+    warmup_steps: int | None = Field(None, ge=0, description="steps of L1 + LPIPS only before the GAN terms")
+    depth_weight: float | None = Field(None, ge=0)
+    augment_px: int | None = Field(None, ge=0, le=64)
     onnx: bool = True
 
     @field_validator("size")
@@ -51,13 +62,6 @@ def model_dir(store_path: str, out_dir: str | None = None) -> Path:
     return Path(out_dir) if out_dir else Path(str(store_path).rstrip("/") + ".model")
 
 
-def chunk_frames(refs: list[ChunkRef]) -> np.ndarray:
-    """The sorted union of the frame ranges of `refs`."""
-    if not refs:
-        return np.zeros(0, int)
-    return np.unique(np.concatenate([np.arange(r.start, r.stop) for r in refs]))
-
-
 def export_meta(norm: dict) -> dict:
     """What an exported model needs to turn its depth back into mm (and points)."""
     import json
@@ -68,21 +72,33 @@ def export_meta(norm: dict) -> dict:
 def train_from_store(store_path: str, params: Pix2PixParams, frames: np.ndarray | None, out: Path,
                      report, stop: threading.Event | None = None) -> dict:
     """Load pairs, train (resuming), export; returns the trainer's result + export path."""
+    from facesynth.model.checkpoint import Checkpoints
     from facesynth.model.dataset import EVAL, TRAIN, load_pairs
     from facesynth.model.export import export_generator
-    from facesynth.model.train import Trainer, TrainConfig
+    from facesynth.model.model_dir import check_store_identity
+    from facesynth.model.train import Trainer
     from facesynth.store.frame_store import FrameStore
+    from facesynth.store.identity import store_identity
 
     store = FrameStore.open(store_path, mode="r")
+    identity = store_identity(store_path)  # recorded in checkpoints and the export; resumes compare it
     train = load_pairs(store, TRAIN, params.size, frames)
     eval_data = load_pairs(store, EVAL, params.size, frames)
-    cfg = TrainConfig(size=params.size, ngf=params.ngf, ndf=params.ndf, epochs=params.epochs,
-                      decay_epochs=params.decay_epochs, batch_size=params.batch_size, lr=params.lr,
-                      lambda_l1=params.lambda_l1, lambda_feat=params.lambda_feat,
-                      lambda_lpips=params.lambda_lpips, lpips=params.lpips, lpips_net=params.lpips_net,
-                      device=params.device, amp=params.amp, seed=params.seed, max_minutes=params.max_minutes)
+    from facesynth.model.recipes import RECIPE_KEYS, recipe_config
+    cfg = recipe_config(params.recipe, size=params.size, ngf=params.ngf, ndf=params.ndf, epochs=params.epochs,
+                        decay_epochs=params.decay_epochs, batch_size=params.batch_size, lr=params.lr,
+                        lambda_l1=params.lambda_l1, lambda_feat=params.lambda_feat,
+                        lambda_lpips=params.lambda_lpips, lpips=params.lpips, lpips_net=params.lpips_net,
+                        device=params.device, amp=params.amp, seed=params.seed, max_minutes=params.max_minutes,
+                        **{k: getattr(params, k) for k in RECIPE_KEYS})
     trainer = Trainer(cfg, out, callback=lambda name, data: report(name, **data))
-    trainer.meta = export_meta(train.norm)
+    trainer.meta = {**export_meta(train.norm), "store_identity": identity}
+    trainer.checkpoints = Checkpoints(out / "checkpoints", params.keep_last,
+                                      verify=lambda st, path: check_store_identity(st.get("meta", {}), identity,
+                                                                                   f"checkpoint {path}"))
+    if len(train):  # what live inference aligns and retargets landmarks to (live/conditioning.py)
+        from facesynth.model.landmark_stats import landmark_stats, store_landmarks
+        trainer.meta["landmark_stats"] = landmark_stats(store_landmarks(store, train.frames, train.size), train.size)
     resumed = trainer.resume()
     report("train.start", resumed=resumed, epoch=trainer.epoch, epochs=cfg.total_epochs,
            train_frames=len(train), eval_frames=len(eval_data), device=str(trainer.device),
@@ -92,9 +108,10 @@ def train_from_store(store_path: str, params: Pix2PixParams, frames: np.ndarray 
     result["resumed"] = resumed
     if result["status"] == "done":
         meta = dict(trainer.meta)
-        meta.update({"epochs": trainer.epoch, "steps": trainer.step, "eval": result.get("eval", {}),
+        meta.update({"epochs": trainer.epoch, "steps": trainer.step, "recipe": cfg.recipe, "eval": result.get("eval", {}),
                      "baseline": result.get("baseline", {})})
-        result["path"] = str(export_generator(trainer.G, out / "export", meta, onnx=params.onnx))
+        result["path"] = str(export_generator(trainer.G_export, out / "export", meta, onnx=params.onnx))
+        result["dir"] = str(out / "export")
     return result
 
 
@@ -104,28 +121,31 @@ class Pix2PixNode(Node):
     summary = "Train the pix2pix(HD) drawing -> RGBD generator from the store, resumable; export it"
     Params = Pix2PixParams
     inputs = {"pairs": "ChunkRefs of the training pairs (fill or crop group)"}
-    outputs = {"model": '{"path": exported TorchScript generator}'}
+    outputs = {"model": '{"path": exported generator.pt (weights), "dir": export directory}'}
     max_replicas = 1
 
     async def setup(self) -> None:
-        self._refs: list[ChunkRef] = []
         self._stop = threading.Event()
         store_path = self.ctx.store_path
         self._out = model_dir(store_path or "data_store/model", self.params.out_dir)
-        ckpts = self._out / "checkpoints"
-        if self.ctx.restart and ckpts.exists() and store_path:
-            # a --restart run recreated the store: checkpoints older than it trained on other data
-            stamp = Path(store_path) / "zarr.json"
-            if stamp.exists() and ckpts.stat().st_mtime < stamp.stat().st_mtime:
-                shutil.rmtree(self._out)
+        if store_path:  # refuse another store's model before any training; --restart starts it over
+            from facesynth.errors import StoreError
+            from facesynth.model.model_dir import prepare_model_dir
+            from facesynth.store.marker import read_marker
+
+            marker = read_marker(store_path)  # only the id: other nodes may be writing the arrays now
+            if marker is None:
+                raise StoreError(f"{store_path} has no store marker; model.pix2pix trains from a facesynth store")
+            state = prepare_model_dir(self._out, {"store_id": marker["store_id"], "path": str(store_path)},
+                                      self.ctx.restart)
+            if state == "restarted":
+                self.ctx.report("train.model_restarted", model_dir=str(self._out))
 
     async def process(self, port: str, item) -> list[Output]:
-        ref = item if isinstance(item, ChunkRef) else ChunkRef.from_dict(item)
-        self._refs.append(ref)
-        return []
+        return []  # a chunk of pairs is finished; finish() reads them all from the store
 
     async def finish(self) -> list[Output]:
-        frames = chunk_frames(self._refs) if self._refs else None
+        frames = None  # every finished pair of the store, not only the chunks that came this run
         if self.ctx.store_path is None:
             from facesynth.errors import StoreError
             raise StoreError("model.pix2pix trains from the frame store, but the graph declares none")
@@ -134,7 +154,7 @@ class Pix2PixNode(Node):
         if result["status"] != "done":
             self.ctx.report("train.stopped", epoch=result["epoch"], step=result["step"])
             return []
-        return [Output("model", {"path": result["path"]}, key="model")]
+        return [Output("model", {"path": result["path"], "dir": result["dir"]}, key="model")]
 
     async def close(self) -> None:
         self._stop.set()

@@ -2,6 +2,8 @@
 predicted depth | true colour | true depth (PNG), so progress can be judged by eye."""
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import cv2
@@ -26,9 +28,22 @@ def preview_grid(x: torch.Tensor, pred: torch.Tensor, y: torch.Tensor) -> np.nda
 
 
 def write_preview(path: str | Path, x, pred, y) -> Path:
+    """Encode in memory, write under a temporary name, rename: a full disk leaves no torn PNG."""
+    from facesynth.errors import ModelWriteError
+
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     grid = preview_grid(x, pred, y)
-    if not cv2.imwrite(str(p), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write preview {p}")
+    ok, png = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ModelWriteError(f"could not encode the preview {p} as PNG")
+    tmp = p.with_name(f".tmp-{p.name}")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(png.tobytes())
+        os.replace(tmp, p)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        why = "the disk is full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else (e.strerror or str(e))
+        raise ModelWriteError(f"could not write the preview {p}: {why}; free some space and run again "
+                              "(training continues from the last checkpoint)") from None
     return p

@@ -6,10 +6,17 @@ continues to the same final epoch count; each epoch a preview PNG and eval metri
 through `callback(name, data)` as `train.step` / `train.epoch` events. Runs on a GPU when
 there is one; bf16 autocast and channels_last are used where they were measured faster
 (see benchmarks/model.py: on GPUs; on this CPU both were slower, so they stay off there).
+
+Options beyond the original (all off by default = the original recipe; facesynth/model/recipes.py
+names the measured default): generator `upsample` / `norm` / `dropout`, an EMA of the
+generator's weights (`ema` decay; evaluation, previews and export use it), `warmup_steps` of
+L1 + LPIPS only before the GAN terms join, `depth_weight` on the depth channel's L1, and
+`augment_px` random shifts of each batch.
 """
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,11 +26,12 @@ from typing import Callable
 import torch
 
 from facesynth.errors import MissingDependencyError
-from facesynth.model.checkpoint import check_compatible, load_checkpoint, save_checkpoint
+from facesynth.model.arch import generator_arch
+from facesynth.model.checkpoint import Checkpoints, check_compatible
 from facesynth.model.dataset import PairData
 from facesynth.model.discriminator import MultiscaleDiscriminator
 from facesynth.model.generator import UNetGenerator, apply_background_mask
-from facesynth.model.losses import LossWeights, discriminator_loss, generator_loss
+from facesynth.model.losses import LossWeights, discriminator_loss, generator_loss, reconstruction_loss
 from facesynth.model.metrics import evaluate, mean_image_baseline
 from facesynth.model.preview import write_preview
 
@@ -54,6 +62,14 @@ class TrainConfig:
     max_minutes: float | None = None
     log_every_s: float = 2.0
     preview_count: int = 4
+    recipe: str = "original"
+    upsample: str = "transpose"
+    norm: str = "batch"
+    dropout: float = 0.5
+    ema: float = 0.0              # decay of the generator weight average; 0 = off (the original)
+    warmup_steps: int = 0         # steps of L1 + LPIPS only (no D, no GAN / feature matching)
+    depth_weight: float = 1.0     # weight of the depth channel's L1 next to each colour channel
+    augment_px: int = 0           # random shift of drawing and target by up to this many pixels
     extra: dict = field(default_factory=dict)
 
     @property
@@ -80,6 +96,20 @@ def use_channels_last(cfg: TrainConfig, device: torch.device) -> bool:
     return cfg.channels_last == "on" or (cfg.channels_last == "auto" and device.type == "cuda")
 
 
+def random_shift(x: torch.Tensor, y: torch.Tensor, px: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shift a batch's drawings and targets alike by up to `px` pixels (new border: -1)."""
+    dy, dx = (int(v) for v in torch.randint(-px, px + 1, (2,)))
+    if dy == 0 and dx == 0:
+        return x, y
+    s = x.shape[-1]
+
+    def shift(t):
+        t = torch.nn.functional.pad(t, (px, px, px, px), value=-1.0)
+        return t[..., px - dy:px - dy + s, px - dx:px - dx + s]
+
+    return shift(x), shift(y)
+
+
 def lr_factor(epoch: int, epochs: int, decay_epochs: int) -> float:
     """pix2pix 'linear' policy: 1 for `epochs`, then down to ~0 over `decay_epochs` (0-based epoch)."""
     return 1.0 - max(0, epoch + 1 - epochs) / float(decay_epochs + 1)
@@ -95,7 +125,8 @@ class Trainer:
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick its kernels
         torch.manual_seed(cfg.seed)
-        self.G = UNetGenerator(cfg.size, cfg.ngf).to(self.device)
+        self.G = UNetGenerator(cfg.size, cfg.ngf, dropout=cfg.dropout, upsample=cfg.upsample,
+                               norm=cfg.norm).to(self.device)
         self.D = MultiscaleDiscriminator(5, cfg.ndf, cfg.n_layers_d, cfg.num_d).to(self.device)
         self.amp = use_amp(cfg, self.device)
         self.cl = use_channels_last(cfg, self.device)
@@ -105,7 +136,8 @@ class Trainer:
         if cfg.lpips and cfg.lambda_lpips > 0:
             from facesynth.model.lpips import LPIPS
             self.lpips = LPIPS(cfg.lpips_net).to(self.device)
-        self.weights = LossWeights(cfg.lambda_l1, cfg.lambda_feat, cfg.lambda_lpips)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if cfg.ema > 0 else None
+        self.weights = LossWeights(cfg.lambda_l1, cfg.lambda_feat, cfg.lambda_lpips, depth=cfg.depth_weight)
         betas = (cfg.beta1, 0.999)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=betas)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=betas)
@@ -113,29 +145,42 @@ class Trainer:
         self.history: list[dict] = []
         self._baseline: dict | None = None
         self.meta: dict = {}  # dataset normalisation etc., kept in checkpoints for export
+        self.checkpoints = Checkpoints(self.run_dir / "checkpoints")  # retention, fallback (checkpoint.py)
 
     # ---- state ----------------------------------------------------------------------
     def state(self) -> dict:
         return {"config": {k: v for k, v in asdict(self.cfg).items() if k != "extra"},
                 "epoch": self.epoch, "step": self.step, "epoch_step": self.epoch_step,
                 "G": self.G.state_dict(), "D": self.D.state_dict(),
+                **({"G_ema": self.G_ema.state_dict()} if self.G_ema is not None else {}),
                 "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
-                "history": self.history, "meta": self.meta,
+                "history": self.history, "meta": self.meta, "arch": generator_arch(self.G),
                 "rng": torch.get_rng_state(),
                 **({"rng_cuda": torch.cuda.get_rng_state()} if self.device.type == "cuda" else {})}
 
     def save(self, epoch_end: bool) -> Path:
-        return save_checkpoint(self.run_dir / "checkpoints", self.state(), epoch_file=epoch_end)
+        return self.checkpoints.save(self.state(), epoch_end)
 
     def resume(self) -> bool:
-        """Continue from run_dir/checkpoints/latest.pt if there is one."""
-        path = self.run_dir / "checkpoints" / "latest.pt"
-        if not path.is_file():
+        """Continue from the newest intact checkpoint (latest.pt, else an older one) if there is one."""
+        st, path, damaged = self.checkpoints.load_latest(map_location=self.device)
+        for bad, why in damaged:
+            self.callback("train.checkpoint_damaged", {"tally": "skipped", "file": str(bad), "error": why,
+                                                       "using": str(path)})
+        if st is None:
             return False
-        st = load_checkpoint(path, map_location=self.device)
         check_compatible(st["config"], asdict(self.cfg), path)
+        saved_arch, arch = st.get("arch"), generator_arch(self.G)
+        if saved_arch is not None and saved_arch != arch:  # e.g. another recipe than last time
+            from facesynth.errors import ModelFileError
+            diff = [f"{k}: checkpoint {saved_arch.get(k)} vs now {arch.get(k)}"
+                    for k in sorted(set(saved_arch) | set(arch)) if saved_arch.get(k) != arch.get(k)]
+            raise ModelFileError(f"checkpoint {path} belongs to a different generator ({'; '.join(diff)}); "
+                                 "use the same recipe, another model directory (out_dir) or --restart")
         self.G.load_state_dict(st["G"])
         self.D.load_state_dict(st["D"])
+        if self.G_ema is not None:
+            self.G_ema.load_state_dict(st.get("G_ema", st["G"]))
         self.opt_G.load_state_dict(st["opt_G"])
         self.opt_D.load_state_dict(st["opt_D"])
         self.epoch, self.step = int(st["epoch"]), int(st["step"])
@@ -148,8 +193,10 @@ class Trainer:
             torch.cuda.set_rng_state(st["rng_cuda"].cpu())
         return True
 
-    def _set_lr(self) -> float:
-        lr = self.cfg.lr * lr_factor(self.epoch, self.cfg.epochs, self.cfg.decay_epochs)
+    def _set_lr(self, factor: float | None = None) -> float:
+        """Epoch schedule (or an explicit `factor`, as benchmarks/quality.py's budgets use)."""
+        f = lr_factor(self.epoch, self.cfg.epochs, self.cfg.decay_epochs) if factor is None else factor
+        lr = self.cfg.lr * f
         for opt in (self.opt_G, self.opt_D):
             for g in opt.param_groups:
                 g["lr"] = lr
@@ -162,10 +209,15 @@ class Trainer:
 
     # ---- one step -------------------------------------------------------------------
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        """One pix2pixHD update of G then D on a batch (input, target RGBD)."""
+        """One pix2pixHD update of G then D on a batch (input, target RGBD); during the
+        warm-up only G, on L1 + LPIPS."""
+        if self.cfg.augment_px > 0:
+            x, y = random_shift(x, y, self.cfg.augment_px)
         if self.cl:
             x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
         self.G.train()
+        if self.step < self.cfg.warmup_steps:
+            return self._warmup_step(x, y)
         self.D.train()
         with self._autocast():
             fake = self.G(x)
@@ -183,15 +235,43 @@ class Trainer:
         self.opt_D.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_D.step()
+        self._update_ema()
         return {**parts, **dparts, "g_total": float(loss_g.detach()), "d_total": float(loss_d.detach())}
+
+    def _warmup_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        with self._autocast():
+            fake = self.G(x)
+            loss_g, parts = reconstruction_loss(fake, y, self.weights, self.lpips)
+        self.opt_G.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_G.step()
+        self._update_ema()
+        return {**parts, "g_total": float(loss_g.detach())}
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """G_ema <- d * G_ema + (1 - d) * G, d ramped up as (1+t)/(10+t) so early steps count."""
+        if self.G_ema is None:
+            return
+        d = min(self.cfg.ema, (1.0 + self.step) / (10.0 + self.step))
+        for pe, p in zip(self.G_ema.parameters(), self.G.parameters()):
+            pe.lerp_(p.detach(), 1.0 - d)
+        for be, b in zip(self.G_ema.buffers(), self.G.buffers()):
+            be.copy_(b)
+
+    @property
+    def G_export(self) -> UNetGenerator:
+        """The generator that is evaluated and shipped: the weight average when there is one."""
+        return self.G_ema if self.G_ema is not None else self.G
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        self.G.eval()
+        gen = self.G_export
+        gen.eval()
         if self.cl:
             x = x.contiguous(memory_format=torch.channels_last)
         with self._autocast():
-            return self.G(x).float()
+            return gen(x).float()
 
     # ---- the loop -------------------------------------------------------------------
     def fit(self, train: PairData, eval_data: PairData | None = None,

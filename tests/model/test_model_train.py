@@ -41,6 +41,7 @@ def test_dataset_reads_pairs_from_store(tmp_path):
     face = depth > 0  # toy faces span [600, 670] mm of the [580, 680] range
     expected = (depth[face] - 580.0) / 100.0 * 2 - 1
     assert np.abs(y[0, 3].numpy()[face] - expected).max() < 2e-3  # float16 storage
+    assert train.measured.shape == train.face.shape and bool((train.measured <= train.face).all())
     half = load_pairs(store, TRAIN, size=32)
     assert half.drawing.shape == (8, 1, 32, 32)
 
@@ -73,7 +74,7 @@ def test_node_trains_beats_baseline_and_exports(tmp_path):
     assert steps[-1]["steps"] == 32 and "g_l1" in steps[-1]["losses"]
     final = epochs[-1]
     assert final["eval"]["depth_mae_mm"] < final["baseline"]["depth_mae_mm"]
-    assert final["eval"]["psnr"] > final["baseline"]["psnr"]
+    assert final["eval"]["face_psnr"] > final["baseline"]["face_psnr"]
     grid = cv2.imread(final["preview"])
     assert grid.shape == (4 * 64, 5 * 64, 3)
     # the export: TorchScript with the mask inside, ONNX equal to it, metadata to go back to mm
@@ -92,7 +93,7 @@ def test_node_trains_beats_baseline_and_exports(tmp_path):
     from facesynth.model.evaluate_exported import evaluate_exported
     res = evaluate_exported(out[0].item["path"], store_path, lpips=False)
     assert res["model_metrics"]["depth_mae_mm"] < res["baseline"]["depth_mae_mm"]
-    assert res["model_metrics"]["psnr"] > res["baseline"]["psnr"] and res["generator_ms"] > 0
+    assert res["model_metrics"]["face_psnr"] > res["baseline"]["face_psnr"] and res["generator_ms"] > 0
 
 
 def load_store(path):
@@ -127,8 +128,9 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path):
     res2 = again.fit(train, ev)
     assert res2["status"] == "done" and (again.epoch, again.step) == (3, 6)
     assert [h["epoch"] for h in again.history] == [1, 2, 3]
-    assert sorted(p.name for p in (tmp_path / "cut" / "checkpoints").glob("epoch_*.pt")) == \
-        ["epoch_0001.pt", "epoch_0002.pt", "epoch_0003.pt"]
+    # the last 2 epoch files (keep_last's default) besides latest.pt and best.pt
+    assert sorted(p.name for p in (tmp_path / "cut" / "checkpoints").glob("*.pt")) == \
+        ["best.pt", "epoch_0002.pt", "epoch_0003.pt", "latest.pt"]
     for k, v in full.G.state_dict().items():
         assert torch.allclose(v.float(), again.G.state_dict()[k].float(), atol=1e-5), k
     # a finished run, rerun, trains no further; another architecture may not continue it
@@ -151,10 +153,11 @@ def test_model_cli_export_and_eval(tmp_path, capsys):
     assert main(["model", "export", "--checkpoint", str(tmp_path / "run" / "checkpoints"),
                  "--out", str(tmp_path / "exp")]) == 0
     assert json.loads(capsys.readouterr().out)["size"] == 64
-    assert {p.name for p in (tmp_path / "exp").iterdir()} == {"generator.ts.pt", "generator.onnx", "generator.json"}
+    assert {p.name for p in (tmp_path / "exp").iterdir()} == {"generator.pt", "generator.ts.pt", "generator.onnx",
+                                                              "generator.json"}
     assert main(["model", "eval", "--model", str(tmp_path / "exp"), "--store", str(tmp_path / "s.zarr"),
                  "--no-lpips", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
-    assert res["frames"] == 2 and set(res["model_metrics"]) >= {"depth_mae_mm", "psnr", "ssim"}
+    assert res["frames"] == 2 and set(res["model_metrics"]) >= {"depth_mae_mm", "face_psnr", "face_ssim"}
     assert main(["model", "eval", "--model", str(tmp_path / "nothing"), "--store", str(tmp_path / "s.zarr")]) == 1
     assert "no exported model" in capsys.readouterr().err

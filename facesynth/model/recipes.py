@@ -1,0 +1,35 @@
+"""Named training recipes: `original` (the faithful pix2pix / pix2pixHD setting) and
+`facesynth` (the default, each choice kept because benchmarks/quality.py measured it better;
+figures in docs/model.md). A recipe fills the TrainConfig options the user left unset.
+"""
+from __future__ import annotations
+
+from dataclasses import fields
+
+from facesynth.model.train import TrainConfig
+
+RECIPE_KEYS = ("upsample", "norm", "dropout", "ema", "warmup_steps", "depth_weight", "augment_px")
+
+RECIPES: dict[str, dict] = {
+    # pix2pix U-Net (transposed convs, BatchNorm, dropout 0.5) + pix2pixHD losses from step 0
+    "original": {"upsample": "transpose", "norm": "batch", "dropout": 0.5, "ema": 0.0,
+                 "warmup_steps": 0, "depth_weight": 1.0, "augment_px": 0},
+    # resize-convolutions (no checkerboard in the depth), instance norm (train == export at any
+    # batch size), no dropout, an EMA of G for export, L1 + LPIPS warm-up, depth L1 x2
+    "facesynth": {"upsample": "resize", "norm": "instance", "dropout": 0.0, "ema": 0.99,
+                  "warmup_steps": 200, "depth_weight": 2.0, "augment_px": 0},
+}
+RECIPE_NAMES = tuple(RECIPES)
+DEFAULT_RECIPE = "facesynth"
+
+
+def recipe_config(recipe: str = DEFAULT_RECIPE, **settings) -> TrainConfig:
+    """TrainConfig of `recipe`, with every `settings` entry that is not None taking precedence."""
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; known: {', '.join(RECIPE_NAMES)}")
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ValueError(f"unknown training settings {unknown}")
+    values = {**RECIPES[recipe], **{k: v for k, v in settings.items() if v is not None}}
+    return TrainConfig(recipe=recipe, **values)
