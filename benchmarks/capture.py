@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     from facesynth.capture import registration as reg_mod
     import cv2
 
-    from facesynth.capture.kinect_mkv import KinectRecording, decode_color, decode_u16, jpeg_damage
+    from facesynth.capture.kinect_images import decode_color, decode_u16, jpeg_damage
+    from facesynth.capture.kinect_mkv import KinectRecording
     from facesynth.capture.mkv_blocks import MkvFile
 
     t0 = time.perf_counter()

@@ -33,7 +33,7 @@ import numpy as np
 from facesynth.errors import InputDataError, MissingDependencyError
 from facesynth.capture.kinect_calibration import (KinectCalibration, color_mode_for_size, depth_mode_for_size,
                                                  load_calibration, parse_calibration)
-from facesynth.capture.kinect_images import ImageDamage, decode_color, decode_u16, jpeg_damage  # noqa: F401
+from facesynth.capture.kinect_images import ImageDamage, decode_color, decode_u16
 from facesynth.capture.mkv_blocks import Broken, MkvFile
 
 ROLES = ("color", "depth", "ir")
