@@ -10,13 +10,7 @@ from facesynth.model.losses import weighted_l1
 from facesynth.model.recipes import RECIPES, recipe_config
 from facesynth.model.train import Trainer, TrainConfig, random_shift
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_original_recipe_is_the_plain_config_and_names_are_checked():

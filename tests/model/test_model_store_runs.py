@@ -19,15 +19,7 @@ from facesynth.model.toy_data import write_toy_store
 from facesynth.store.marker import read_marker
 from facesynth.store.progress import Progress
 
-pytestmark = pytest.mark.slow  # each runs the graph (local backend) one to three times, ~7 s a run
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]  # each runs the graph (local backend) one to three times, ~7 s a run
 
 
 def _toy(store: Path, seed: int = 0):

@@ -18,14 +18,7 @@ from facesynth.model.train import Trainer, TrainConfig
 from facesynth.nodes.base import ChunkRef, NodeContext
 from facesynth.nodes.registry import get
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small nets on a shared 2-core machine: one thread is faster and deterministic."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_dataset_reads_pairs_from_store(tmp_path):
