@@ -83,9 +83,10 @@ class FaceLandmarks(Node):
                 f = faces[0]
                 pts[i], ok[i], conf[i], pose[i] = f.points, True, f.confidence, f.pose
         for name, data, shape, dtype, fill in (
-            ("landmarks/points", pts, (70, 2), np.float32, np.nan), ("landmarks/ok", ok, (), bool, False),
+            ("landmarks/points", pts, (70, 2), np.float32, np.nan),
             ("landmarks/confidence", conf, (), np.float32, 0.0), ("landmarks/pose", pose, (3,), np.float32, np.nan),
             ("landmarks/done", np.ones(b - a, bool), (), bool, False),
+            ("landmarks/ok", ok, (), bool, False),  # last: ok flags say the chunk's other arrays exist
         ):
             store.ensure_array(name, n_cap, shape, dtype, fill_value=fill)
             store.write(name, a, data)

@@ -218,7 +218,8 @@ class FrameStore:
     def _check_present(self, name: str, arr: zarr.Array, start: int, stop: int) -> None:
         """Raise StoreDamaged if a chunk of [start, stop) whose frames are flagged ok has no file
         (Zarr would have returned fill values for it). Costs a stat per chunk; the ok flags are
-        read only for a chunk without a file."""
+        read only for a chunk without a file. Writers write a chunk's `<group>/ok` last, so a
+        reader meeting a chunk another replica is still writing never takes it for damage."""
         group = name.rsplit("/", 1)[0] if "/" in name else ""
         ok_name = f"{group}/ok"
         if not group or name == ok_name:
