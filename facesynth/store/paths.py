@@ -21,6 +21,18 @@ def only_lock_files(p: Path) -> bool:
         return False
 
 
+def being_created(p: Path) -> bool:
+    """A store a run is creating right now (or died creating): facesynth's lock is there and
+    nothing but the first files FrameStore.create writes (the Zarr root, a marker being written).
+    Another run reading it in that moment must be told "in use" by the lock, not "not a store"."""
+    try:
+        names = [e.name for e in p.iterdir()]
+    except OSError:
+        return False
+    return LOCK in names and all(n in LOCK_FILES or n == "zarr.json" or n.startswith((".lock-", ".marker-"))
+                                 for n in names)
+
+
 def store_path_problem(path: str | os.PathLike) -> str | None:
     """Why `path` cannot be a store (a sentence), or None: it is new, empty, or a facesynth store."""
     p = Path(path)
@@ -33,7 +45,7 @@ def store_path_problem(path: str | os.PathLike) -> str | None:
         return None if not p.is_symlink() else f"store path {p} is a dangling symlink"
     if not p.is_dir():
         return f"store path {p} is an existing file, not a store directory"
-    if is_facesynth_store(p) or only_lock_files(p):
+    if is_facesynth_store(p) or only_lock_files(p) or being_created(p):
         return None
     if (p / MARKER).exists():
         return f"store path {p} has a damaged store marker {MARKER}; facesynth will not write there"

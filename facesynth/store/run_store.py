@@ -16,13 +16,16 @@ from facesynth.errors import NotAStoreError
 from facesynth.store.frame_store import FrameStore
 from facesynth.store.lock import StoreLock, _warn_stderr
 from facesynth.store.marker import MARKER, is_facesynth_store
-from facesynth.store.paths import LOCK_FILES, only_lock_files, store_path_problem
+from facesynth.store.paths import LOCK_FILES, being_created, only_lock_files, store_path_problem
 
 def clear_store(path: str | os.PathLike) -> None:
     """Delete the contents of a facesynth store, keeping its lock (the caller holds it).
     Refuses (NotAStoreError, nothing deleted) anything that is not a facesynth store."""
     p = Path(path)
     if not p.exists() or only_lock_files(p):
+        return
+    if being_created(p):  # a run died creating it: its root only, no frames yet
+        (p / "zarr.json").unlink(missing_ok=True)
         return
     if not is_facesynth_store(p):
         raise NotAStoreError(f"--restart refused: {p} is not a facesynth store (no {MARKER}); "

@@ -118,3 +118,32 @@ def test_two_real_runs_on_one_store_the_second_is_refused_and_the_first_wins(tmp
     frames = np.asarray(__import__("zarr").open_group(str(store), mode="r")["bench/frames"][:])
     np.testing.assert_array_equal(frames, bench_frames(0, 16, 8, 8, 0))  # all seed 0, nothing of seed 1
     assert not np.array_equal(frames, bench_frames(0, 16, 8, 8, 1))
+
+
+def test_a_store_caught_being_created_is_reported_in_use_not_as_a_foreign_directory(tmp_path, capsys):
+    """The moment between a run taking the lock and writing the marker: lock + a bare Zarr root."""
+    store = tmp_path / "store.zarr"
+    graph = bench_graph(tmp_path, store)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _lock_by(store, holder.pid, run_id="creating-run")
+        (store / "zarr.json").write_text('{"zarr_format": 3, "node_type": "group", "attributes": {}}')
+        rc = main(["graph", "run", graph, "--local", "--quiet"])
+        err = capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+    assert rc == 1 and "in use by run creating-run" in err and "not a facesynth store" not in err
+    # the creating run died there: the next run takes the lock over and finishes the store
+    rc = main(["graph", "run", graph, "--local", "--quiet"])
+    assert rc == 0 and "taking over the lock" in capsys.readouterr().err
+    assert (store / "facesynth_store.json").exists()
+
+
+def test_a_foreign_zarr_root_without_a_facesynth_lock_is_still_refused(tmp_path, capsys):
+    store = tmp_path / "store.zarr"
+    store.mkdir()
+    (store / "zarr.json").write_text('{"zarr_format": 3, "node_type": "group", "attributes": {}}')
+    rc = main(["graph", "run", bench_graph(tmp_path, store), "--local", "--quiet"])
+    assert rc == 2 and "not a facesynth store" in capsys.readouterr().err
+    assert sorted(p.name for p in store.iterdir()) == ["zarr.json"]
