@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -48,6 +49,11 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "original+shift": ("original", {"augment_px": 4}),
     "facesynth-noema": ("facesynth", {"ema": 0.0}),
     "facesynth-nowarmup": ("facesynth", {"warmup_steps": 0}),
+    "facesynth-warmup400": ("facesynth", {"warmup_steps": 400}),
+    "facesynth-nogan": ("facesynth", {"warmup_steps": 10 ** 9}),   # L1 + LPIPS only, never D
+    "facesynth-nogan-lr2x": ("facesynth", {"warmup_steps": 10 ** 9, "lr": 1e-3}),
+    "facesynth-nogan-ngf24": ("facesynth", {"warmup_steps": 10 ** 9, "ngf": 24}),
+    "facesynth-nogan-batch8": ("facesynth", {"warmup_steps": 10 ** 9, "batch_size": 8}),
     "facesynth-fast": ("facesynth", {"ngf": 10}),   # the live variant: about 60 frames/s at 256 px
     "facesynth-fast12": ("facesynth", {"ngf": 12}),
     "facesynth-fast16": ("facesynth", {"ngf": 16}),
@@ -258,7 +264,7 @@ def main(argv=None) -> dict:
     budget.add_argument("--minutes", type=float, help="training wall-clock minutes per variant")
     ap.add_argument("--eval-every", type=int, default=100, help="curve point every N steps (--steps)")
     ap.add_argument("--curve-points", type=int, default=8, help="curve points per variant (--minutes)")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads for training")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads for training (0: every core)")
     ap.add_argument("--infer-threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--samples", type=int, default=2)
@@ -277,7 +283,8 @@ def main(argv=None) -> dict:
         args.store = build_store(args.build_store, *args.frames)
     if args.store is None:
         ap.error("--store or --build-store is required")
-    torch.set_num_threads(args.threads)
+    args.threads = args.threads or len(os.sched_getaffinity(0))
+    torch.set_num_threads(args.threads)  # training runs in this (the main) thread: model/train_process.py says why
     from facesynth.store.frame_store import FrameStore
 
     store = FrameStore.open(str(args.store), mode="r")

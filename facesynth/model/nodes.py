@@ -4,11 +4,13 @@ A thin adapter. The ChunkRefs that arrive only say "the pairs are being written"
 it reads every finished pair of the store (train and eval split, whatever arrived in this run:
 a resumed run skips chunks recorded as done, and training must still see all of them), trains
 with facesynth.model.train (resuming from the newest intact checkpoint in the model directory
-`<store>.model/`, if it was trained on this store), exports weights + ONNX + TorchScript +
+`<store>.model/`, if it was trained on this store; with more than one thread in a child process,
+model/train_process.py), exports weights + ONNX + TorchScript +
 metadata and emits {"path": <exported generator.pt>, "dir": <export dir>} on `model`.
 """
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Literal
@@ -45,10 +47,12 @@ class Pix2PixParams(Params):
     norm: Literal["batch", "instance", "none"] | None = None
     dropout: float | None = Field(None, ge=0, lt=1)
     ema: float | None = Field(None, ge=0, lt=1, description="decay of the exported weight average; 0 = off")
-    warmup_steps: int | None = Field(None, ge=0, description="steps of L1 + LPIPS only before the GAN terms")
+    warmup_steps: int | None = Field(None, ge=0, description="steps of L1 + LPIPS only before the GAN terms (past the last step: none)")
     depth_weight: float | None = Field(None, ge=0)
     augment_px: int | None = Field(None, ge=0, le=64)
     onnx: bool = True
+    threads: int = Field(0, ge=0, le=1024, description="torch threads while training on CPU; 0 = every core of the "
+                         "machine it runs on (training begins once the upstream stages have finished)")
 
     @field_validator("size")
     @classmethod
@@ -69,9 +73,23 @@ def export_meta(norm: dict) -> dict:
     return json.loads(json.dumps(norm, default=float))  # the whole normalisation, JSON-clean
 
 
+def training_threads(asked: int) -> int:
+    """Threads for training. Not torch's default: Ray starts an actor with OMP_NUM_THREADS=1
+    (its one scheduled CPU), which left the main job training on one of two idle cores.
+    More than one runs the training in a process of its own (model/train_process.py says why)."""
+    if asked:
+        return asked
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def train_from_store(store_path: str, params: Pix2PixParams, frames: np.ndarray | None, out: Path,
                      report, stop: threading.Event | None = None) -> dict:
     """Load pairs, train (resuming), export; returns the trainer's result + export path."""
+    import torch
+
     from facesynth.model.checkpoint import Checkpoints
     from facesynth.model.dataset import EVAL, TRAIN, load_pairs
     from facesynth.model.export import export_generator
@@ -102,7 +120,7 @@ def train_from_store(store_path: str, params: Pix2PixParams, frames: np.ndarray 
     resumed = trainer.resume()
     report("train.start", resumed=resumed, epoch=trainer.epoch, epochs=cfg.total_epochs,
            train_frames=len(train), eval_frames=len(eval_data), device=str(trainer.device),
-           amp=trainer.amp, channels_last=trainer.cl, model_dir=str(out))
+           amp=trainer.amp, channels_last=trainer.cl, threads=torch.get_num_threads(), model_dir=str(out))
     result = trainer.fit(train, eval_data if len(eval_data) else None,
                          should_stop=stop.is_set if stop is not None else None)
     result["resumed"] = resumed
@@ -149,8 +167,14 @@ class Pix2PixNode(Node):
         if self.ctx.store_path is None:
             from facesynth.errors import StoreError
             raise StoreError("model.pix2pix trains from the frame store, but the graph declares none")
-        result = await self.run_blocking(train_from_store, self.ctx.store_path, self.params, frames,
-                                         self._out, self.ctx.report, self._stop)
+        threads = training_threads(self.params.threads)
+        if threads > 1:
+            from facesynth.model.train_process import train_in_process
+            result = await self.run_blocking(train_in_process, self.ctx.store_path, self.params, frames,
+                                             self._out, self.ctx.report, self._stop, threads)
+        else:
+            result = await self.run_blocking(train_from_store, self.ctx.store_path, self.params, frames,
+                                             self._out, self.ctx.report, self._stop)
         if result["status"] != "done":
             self.ctx.report("train.stopped", epoch=result["epoch"], step=result["step"])
             return []

@@ -19,7 +19,7 @@ nodes:
   - id: train
     kind: model.pix2pix
     params: {{size: 32, ngf: 4, ndf: 4, epochs: {epochs}, decay_epochs: 0, batch_size: 4, lpips: false,
-             device: cpu, onnx: false, keep_last: 2}}
+             device: cpu, onnx: false, keep_last: 2, threads: 1}}
     inputs: {{pairs: chunks/chunks}}
 """
 
