@@ -78,14 +78,15 @@ def lr_budget_factor(progress: float) -> float:
     return 1.0 if progress < 0.5 else max(0.0, 2.0 * (1.0 - progress))
 
 
-def _median_ms(fn, x, repeats: int, warmup: int = 5) -> float:
+def _median_ms(fn, x, repeats: int, warmup: int = 5, clock=time.perf_counter) -> float:
+    """Median ms of one call by `clock` (wall by default; time.process_time: CPU of all threads)."""
     for _ in range(warmup):  # TorchScript's profiling executor optimises after a few calls
         fn(x)
     times = []
     for _ in range(repeats):
-        t = time.perf_counter()
+        t = clock()
         fn(x)
-        times.append((time.perf_counter() - t) * 1000.0)
+        times.append((clock() - t) * 1000.0)
     return round(statistics.median(times), 3)
 
 
@@ -107,16 +108,6 @@ def generator_gmacs(gen, size: int) -> float:
     for h in hs:
         h.remove()
     return round(total[0] / 1e9, 3)
-
-
-def _cpu_ms(fn, x, repeats: int) -> float:
-    """Median process CPU ms of one call (all threads): less sensitive to other processes."""
-    times = []
-    for _ in range(repeats):
-        c = time.process_time()
-        fn(x)
-        times.append((time.process_time() - c) * 1000.0)
-    return round(statistics.median(times), 3)
 
 
 def time_exported(gen, size: int, threads: int, repeats: int, meta: dict) -> dict:
@@ -144,9 +135,7 @@ def time_exported(gen, size: int, threads: int, repeats: int, meta: dict) -> dic
         one.intra_op_num_threads, one.inter_op_num_threads = 1, 1
         one.add_session_config_entry("session.intra_op.allow_spinning", "0")
         sess1 = ort.InferenceSession(str(Path(d) / ONNX_NAME), one, providers=["CPUExecutionProvider"])
-        run1 = lambda a: sess1.run(None, {"drawing": a})  # noqa: E731
-        run1(xn)
-        cpu1 = _cpu_ms(run1, xn, repeats)
+        cpu1 = _median_ms(lambda a: sess1.run(None, {"drawing": a}), xn, repeats, warmup=1, clock=time.process_time)
     return {"torchscript_ms": ts_ms, "onnxruntime_ms": ort_ms, "onnxruntime_fps": round(1000.0 / ort_ms, 1),
             "onnxruntime_1thread_cpu_ms": cpu1, "gmacs": generator_gmacs(copy.deepcopy(gen).cpu().float(), size)}
 

@@ -111,8 +111,13 @@ class _WriteTarget:
         self.fh.flush()
 
 
+def write_failure(err: OSError) -> str:
+    """Why a write failed, in words: a full disk (or quota) is named as such."""
+    return "the disk is full" if err.errno in (errno.ENOSPC, errno.EDQUOT) else (err.strerror or str(err))
+
+
 def _write_error(target: Path, err: OSError, what: str = "checkpoint") -> ModelWriteError:
-    why = "the disk is full" if err.errno in (errno.ENOSPC, errno.EDQUOT) else (err.strerror or str(err))
+    why = write_failure(err)
     return ModelWriteError(f"could not write {target}: {why}. Nothing half-written was left and the "
                            f"previous {what} is intact: free some space and run again to continue from it")
 

@@ -2,7 +2,6 @@
 predicted depth | true colour | true depth (PNG), so progress can be judged by eye."""
 from __future__ import annotations
 
-import errno
 import os
 from pathlib import Path
 
@@ -30,6 +29,7 @@ def preview_grid(x: torch.Tensor, pred: torch.Tensor, y: torch.Tensor) -> np.nda
 def write_preview(path: str | Path, x, pred, y) -> Path:
     """Encode in memory, write under a temporary name, rename: a full disk leaves no torn PNG."""
     from facesynth.errors import ModelWriteError
+    from facesynth.model.checkpoint import write_failure
 
     p = Path(path)
     grid = preview_grid(x, pred, y)
@@ -43,7 +43,6 @@ def write_preview(path: str | Path, x, pred, y) -> Path:
         os.replace(tmp, p)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        why = "the disk is full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else (e.strerror or str(e))
-        raise ModelWriteError(f"could not write the preview {p}: {why}; free some space and run again "
+        raise ModelWriteError(f"could not write the preview {p}: {write_failure(e)}; free some space and run again "
                               "(training continues from the last checkpoint)") from None
     return p

@@ -56,13 +56,11 @@ def train_in_process(store_path: str, params: Any, frames: list[int] | None, out
     stop_sent = threading.Event()
 
     def forward_stop() -> None:
-        while not finished.is_set():
-            if stop is not None and stop.wait(0.2):
+        while not finished.wait(0.2):
+            if stop is not None and stop.is_set():
                 stop_sent.set()
                 _send(proc, "stop\n")
                 return
-            if stop is None:
-                finished.wait(0.2)
 
     _send(proc, json.dumps(job) + "\n")
     watcher = threading.Thread(target=forward_stop, name="train-stop", daemon=True)
