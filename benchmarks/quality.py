@@ -37,6 +37,17 @@ from facesynth.model.metrics import FACE_KEYS, evaluate, mean_image_baseline  # 
 from facesynth.model.recipes import recipe_config  # noqa: E402
 from facesynth.model.train import Trainer  # noqa: E402
 
+# the main job's losses (graphs/capture_to_model.yaml): L1 + face SSIM + face-box LPIPS, no GAN terms
+FACE_LOSSES = {"warmup_steps": 10 ** 9, "ssim_weight": 20.0, "lpips_face": True, "depth_weight": 5.0,
+               "beta1": 0.9, "lr": 5e-4}
+_MAIN = {"ssim_weight": 20.0, "lpips_face": True, "beta1": 0.9}
+
+
+def _nogan(**overrides) -> tuple[str, dict]:
+    """The facesynth recipe without GAN terms (warm-up past any budget), with `overrides`."""
+    return "facesynth", {"warmup_steps": 10 ** 9, **overrides}
+
+
 # name -> (recipe, overrides); "original+x" adds one facesynth choice to the original
 VARIANTS: dict[str, tuple[str, dict]] = {
     "original": ("original", {}),
@@ -54,7 +65,27 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "facesynth-nogan-lr2x": ("facesynth", {"warmup_steps": 10 ** 9, "lr": 1e-3}),
     "facesynth-nogan-ngf24": ("facesynth", {"warmup_steps": 10 ** 9, "ngf": 24}),
     "facesynth-nogan-batch8": ("facesynth", {"warmup_steps": 10 ** 9, "batch_size": 8}),
-    "facesynth-fast": ("facesynth", {"ngf": 10}),   # the live variant: about 60 frames/s at 256 px
+    # the loss rounds of docs/model.md "Main job" (128 px, no GAN terms)
+    "facesynth-nogan-ssim10": _nogan(ssim_weight=10.0),
+    "facesynth-nogan-ssim20": _nogan(ssim_weight=20.0),
+    "facesynth-nogan-ssim30": _nogan(ssim_weight=30.0),
+    "facesynth-nogan-ssim10-nolpips": _nogan(ssim_weight=10.0, lpips=False),
+    "facesynth-nogan-depth4": _nogan(depth_weight=4.0),
+    "facesynth-nogan-ssim20-lpface": _nogan(ssim_weight=20.0, lpips_face=True),
+    "facesynth-nogan-ssim20-lpface-depth4": _nogan(ssim_weight=20.0, lpips_face=True, depth_weight=4.0),
+    "facesynth-nogan-ssim20-lpface-beta09": _nogan(ssim_weight=20.0, lpips_face=True, beta1=0.9),
+    "main-d4": _nogan(**_MAIN, depth_weight=4.0),
+    "main-d6": _nogan(**_MAIN, depth_weight=6.0),
+    "main-d6-s30": _nogan(**{**_MAIN, "ssim_weight": 30.0}, depth_weight=6.0),
+    "main-d4-lr8": _nogan(**_MAIN, depth_weight=4.0, lr=8e-4),
+    "main-d4-b8-lr8": _nogan(**_MAIN, depth_weight=4.0, lr=8e-4, batch_size=8),
+    "main-d4-lr12": _nogan(**_MAIN, depth_weight=4.0, lr=1.2e-3),
+    "main-d5-lr8": _nogan(**_MAIN, depth_weight=5.0, lr=8e-4),
+    "facesynth-ngf10": ("facesynth", {"ngf": 10}),   # the live variant before: GAN terms from step 200
+    "facesynth-face": ("facesynth", FACE_LOSSES),
+    # the live variant: about 100 frames/s at 256 px (README), LPIPS x4 for the texture a small net loses
+    "facesynth-fast": ("facesynth", {**FACE_LOSSES, "ngf": 10, "lambda_lpips": 40.0}),
+    "facesynth-fast-lpips10": ("facesynth", {**FACE_LOSSES, "ngf": 10}),
     "facesynth-fast12": ("facesynth", {"ngf": 12}),
     "facesynth-fast16": ("facesynth", {"ngf": 16}),
     "facesynth-fast8": ("facesynth", {"ngf": 8}),

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from facesynth.face.depth_norm import BACKGROUND_UNIT
+from facesynth.model.metrics import LPIPS_MIN_SIDE, composite, face_ssim
+
 
 @dataclass
 class LossWeights:
@@ -20,6 +23,8 @@ class LossWeights:
     lpips: float = 10.0
     gan: float = 1.0
     depth: float = 1.0   # the depth channel's L1 weight next to each colour channel's (1: plain L1)
+    lpips_face: bool = False  # LPIPS on the faces' box, background equal (True) or the whole crop
+    ssim: float = 0.0    # weight of (1 - face SSIM of the colour), the metric itself; 0: off (the original)
 
 
 def lsgan(preds: list[list[torch.Tensor]], real: bool) -> torch.Tensor:
@@ -50,10 +55,39 @@ def weighted_l1(fake: torch.Tensor, target: torch.Tensor, depth_w: float = 1.0) 
     return (err[:3].sum() + depth_w * err[3:].sum()) / fake.shape[1]
 
 
+def face_ssim_loss(fake: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - the face SSIM of metrics.py on the colour channels, face = the target's non-background
+    depth: the evaluation's own measure as a differentiable loss (Zhao et al. 2017 mix it with L1)."""
+    face = target[:, 3:] > BACKGROUND_UNIT
+    return 1.0 - face_ssim(fake[:, :3], target[:, :3], face).nan_to_num(1.0).mean()
+
+
+def face_box_colour(fake: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Colour of both, background -1 in both (the target's), cut to the box around every face of
+    the batch (upsampled to 64 px when smaller): what the face LPIPS metric looks at, and about
+    60 % of a 128 px crop's pixels."""
+    face = target[:, 3:] > BACKGROUND_UNIT
+    if not bool(face.any()):
+        return fake[:, :3], target[:, :3]
+    rows, cols = face.any(3).any(0).flatten(), face.any(2).any(0).flatten()
+    y0, y1 = int(rows.nonzero()[0]), int(rows.nonzero()[-1]) + 1
+    x0, x1 = int(cols.nonzero()[0]), int(cols.nonzero()[-1]) + 1
+    a, b = composite(fake[:, :3], face), composite(target[:, :3], face)
+    a, b = a[..., y0:y1, x0:x1], b[..., y0:y1, x0:x1]
+    side = min(y1 - y0, x1 - x0)
+    if side < LPIPS_MIN_SIDE:  # as the metric does: AlexNet needs about 64 px
+        hw = [round(n * LPIPS_MIN_SIDE / side) for n in (y1 - y0, x1 - x0)]
+        a, b = (F.interpolate(t, size=hw, mode="bilinear", align_corners=False) for t in (a, b))
+    return a, b
+
+
 def _recon_parts(fake, target, w: LossWeights, lpips_fn) -> dict[str, torch.Tensor]:
     parts = {"g_l1": weighted_l1(fake, target, w.depth) * w.l1}
+    if w.ssim > 0:
+        parts["g_ssim"] = face_ssim_loss(fake, target) * w.ssim
     if lpips_fn is not None and w.lpips > 0:
-        parts["g_lpips"] = lpips_fn(fake[:, :3].float(), target[:, :3].float()).mean() * w.lpips
+        a, b = (face_box_colour(fake, target) if w.lpips_face else (fake[:, :3], target[:, :3]))
+        parts["g_lpips"] = lpips_fn(a.float(), b.float()).mean() * w.lpips
     return parts
 
 

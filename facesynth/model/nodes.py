@@ -50,6 +50,9 @@ class Pix2PixParams(Params):
     warmup_steps: int | None = Field(None, ge=0, description="steps of L1 + LPIPS only before the GAN terms (past the last step: none)")
     depth_weight: float | None = Field(None, ge=0)
     augment_px: int | None = Field(None, ge=0, le=64)
+    ssim_weight: float | None = Field(None, ge=0, description="weight of a (1 - face SSIM) colour loss; 0 = off")
+    beta1: float | None = Field(None, ge=0, lt=1, description="Adam's beta1 (0.5, the GAN setting, in both recipes)")
+    lpips_face: bool | None = Field(None, description="LPIPS loss on the face's box with the background made equal, not the crop")
     onnx: bool = True
     threads: int = Field(0, ge=0, le=1024, description="torch threads while training on CPU; 0 = every core of the "
                          "machine it runs on (training begins once the upstream stages have finished)")

@@ -70,6 +70,8 @@ class TrainConfig:
     warmup_steps: int = 0         # steps of L1 + LPIPS only (no D, no GAN / feature matching)
     depth_weight: float = 1.0     # weight of the depth channel's L1 next to each colour channel
     augment_px: int = 0           # random shift of drawing and target by up to this many pixels
+    ssim_weight: float = 0.0      # weight of a (1 - face SSIM) colour loss next to L1; 0 = off
+    lpips_face: bool = False      # LPIPS loss on the faces' box with equal background, not the crop
     extra: dict = field(default_factory=dict)
 
     @property
@@ -137,7 +139,8 @@ class Trainer:
             from facesynth.model.lpips import LPIPS
             self.lpips = LPIPS(cfg.lpips_net).to(self.device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if cfg.ema > 0 else None
-        self.weights = LossWeights(cfg.lambda_l1, cfg.lambda_feat, cfg.lambda_lpips, depth=cfg.depth_weight)
+        self.weights = LossWeights(cfg.lambda_l1, cfg.lambda_feat, cfg.lambda_lpips, depth=cfg.depth_weight,
+                                   ssim=cfg.ssim_weight, lpips_face=cfg.lpips_face)
         betas = (cfg.beta1, 0.999)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=betas)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=betas)

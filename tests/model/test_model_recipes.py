@@ -6,7 +6,7 @@ import torch
 
 from facesynth.model.arch import build_generator, generator_arch
 from facesynth.model.generator import UNetGenerator
-from facesynth.model.losses import weighted_l1
+from facesynth.model.losses import face_box_colour, face_ssim_loss, weighted_l1
 from facesynth.model.recipes import RECIPES, recipe_config
 from facesynth.model.train import Trainer, TrainConfig, random_shift
 
@@ -90,3 +90,75 @@ def test_resume_with_another_recipe_is_refused_clearly(tmp_path):
     other = Trainer(recipe_config("original", size=32, ngf=4, ndf=4, lpips=False, device="cpu"), tmp_path)
     with pytest.raises(ModelFileError, match="upsample: checkpoint resize vs now transpose"):
         other.resume()
+
+
+def _smooth_pair(seed: int, size: int = 48):
+    """A target RGBD with an elliptic face (background -1) and a noisy prediction of it."""
+    import cv2
+    import numpy as np
+
+    g = np.random.default_rng(seed)
+    colour = np.stack([cv2.GaussianBlur(g.random((size, size)), (0, 0), 2.0) for _ in range(3)])
+    colour = (colour - colour.min()) / (colour.max() - colour.min())        # [0, 1]
+    yy, xx = np.mgrid[:size, :size]
+    face = ((yy - size / 2) / (size * 0.38)) ** 2 + ((xx - size / 2) / (size * 0.3)) ** 2 < 1
+    target = np.concatenate([colour * 2 - 1, np.full((1, size, size), 0.3)]).astype(np.float32)
+    target[:, ~face] = -1.0
+    fake = np.clip(target + g.normal(0, 0.2, target.shape), -1, 1).astype(np.float32)
+    return torch.from_numpy(fake)[None], torch.from_numpy(target)[None], face
+
+
+def test_face_ssim_loss_is_one_minus_scikit_image_ssim_over_the_face():
+    import numpy as np
+    from skimage.metrics import structural_similarity
+
+    fake, target, face = _smooth_pair(0)
+    a, b = ((t[0, :3].permute(1, 2, 0).numpy() + 1) / 2 for t in (fake, target))
+    a = np.where(face[..., None], a, 0.0)            # the background made equal (-1 -> 0) in both
+    _, smap = structural_similarity(a, b, full=True, gaussian_weights=True, sigma=1.5,
+                                    use_sample_covariance=False, data_range=1.0, channel_axis=2)
+    inner = np.zeros_like(face)
+    inner[5:-5, 5:-5] = face[5:-5, 5:-5]              # the windows that lie inside the image
+    want = 1.0 - smap.mean(2)[inner].mean()
+    fake.requires_grad_(True)
+    loss = face_ssim_loss(fake, target)
+    assert float(loss) == pytest.approx(want, abs=1e-4) and 0.2 < want < 0.9
+    loss.backward()
+    bg = torch.from_numpy(~face)
+    assert float(fake.grad[0, :3][:, bg].abs().max()) == 0.0         # no pull on the background
+    assert float(fake.grad[0, :3][:, ~bg].abs().mean()) > 0 and float(fake.grad[0, 3].abs().max()) == 0.0
+    other = fake.detach().clone()
+    other[:, :3][:, :, bg] = 0.7                                     # another predicted background
+    assert float(face_ssim_loss(other, target)) == pytest.approx(float(loss), abs=1e-6)
+    assert float(face_ssim_loss(target, target)) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_lpips_face_box_is_the_union_of_the_faces_with_equal_background():
+    import numpy as np
+
+    fake, target, face = _smooth_pair(1, size=128)
+    shifted = torch.roll(target, shifts=(3, -5), dims=(2, 3))        # a second face elsewhere
+    fakes, targets = torch.cat([fake, fake]), torch.cat([target, shifted])
+    a, b = face_box_colour(fakes, targets)
+    union = face | np.roll(face, (3, -5), axis=(0, 1))
+    ys, xs = np.nonzero(union)
+    assert a.shape == b.shape == (2, 3, ys.max() + 1 - ys.min(), xs.max() + 1 - xs.min())
+    crop = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+    outside = ~torch.from_numpy(np.roll(face, (3, -5), axis=(0, 1))[crop])
+    assert bool((a[1][:, outside] == -1).all()) and bool((b[1][:, outside] == -1).all())
+    assert torch.equal(b[0], target[0, :3][(slice(None), *crop)])
+    small_a, _ = face_box_colour(fake[:, :, ::4, ::4], target[:, :, ::4, ::4])  # a 32 px crop
+    assert min(small_a.shape[-2:]) == 64                              # upsampled as the metric does
+
+
+def test_ssim_and_face_lpips_terms_train_with_the_generator(tmp_path):
+    cfg = recipe_config("facesynth", size=32, ngf=4, ndf=4, device="cpu", warmup_steps=10,
+                        ssim_weight=20.0, lpips_face=True, batch_size=2)
+    tr = Trainer(cfg, tmp_path)
+    fake, target, _ = _smooth_pair(2, size=32)
+    x, y = torch.rand(2, 1, 32, 32) * 2 - 1, torch.cat([target, target])
+    first = tr.train_step(x, y)
+    for _ in range(5):
+        last = tr.train_step(x, y)
+    assert {"g_l1", "g_ssim", "g_lpips"} <= set(first)
+    assert last["g_ssim"] < first["g_ssim"] and 0 < first["g_ssim"] <= 20.0 * 2
