@@ -3,6 +3,8 @@
 Generator: least-squares GAN + L1 x100 + feature matching x10 (x 4/(n_layers+1) per layer,
 1/num_d per scale) + LPIPS x10 on the colour channels. LPIPS is part of the autograd graph
 (the original converted it to a Python float, so it never trained anything).
+facesynth options: a (1 - face SSIM) colour term and LPIPS on the faces' box with the background
+made equal, the evaluation's own measures (metrics.py) as losses.
 Discriminator: least-squares GAN, real and fake halves averaged.
 """
 from __future__ import annotations
@@ -13,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from facesynth.face.depth_norm import BACKGROUND_UNIT
-from facesynth.model.metrics import LPIPS_MIN_SIDE, composite, face_ssim
+from facesynth.model.metrics import composite, face_ssim, lpips_sized
 
 
 @dataclass
@@ -73,12 +75,7 @@ def face_box_colour(fake: torch.Tensor, target: torch.Tensor) -> tuple[torch.Ten
     y0, y1 = int(rows.nonzero()[0]), int(rows.nonzero()[-1]) + 1
     x0, x1 = int(cols.nonzero()[0]), int(cols.nonzero()[-1]) + 1
     a, b = composite(fake[:, :3], face), composite(target[:, :3], face)
-    a, b = a[..., y0:y1, x0:x1], b[..., y0:y1, x0:x1]
-    side = min(y1 - y0, x1 - x0)
-    if side < LPIPS_MIN_SIDE:  # as the metric does: AlexNet needs about 64 px
-        hw = [round(n * LPIPS_MIN_SIDE / side) for n in (y1 - y0, x1 - x0)]
-        a, b = (F.interpolate(t, size=hw, mode="bilinear", align_corners=False) for t in (a, b))
-    return a, b
+    return lpips_sized(a[..., y0:y1, x0:x1], b[..., y0:y1, x0:x1])
 
 
 def _recon_parts(fake, target, w: LossWeights, lpips_fn) -> dict[str, torch.Tensor]:

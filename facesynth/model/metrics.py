@@ -109,6 +109,15 @@ def face_boxes(face: torch.Tensor) -> list[tuple[int, int, int, int] | None]:
     return boxes
 
 
+def lpips_sized(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both crops upsampled (bilinear) so that the shorter side is LPIPS_MIN_SIDE, if it is less."""
+    h, w = a.shape[-2:]
+    if min(h, w) >= LPIPS_MIN_SIDE:
+        return a, b
+    hw = [round(n * LPIPS_MIN_SIDE / min(h, w)) for n in (h, w)]
+    return tuple(F.interpolate(t, size=hw, mode="bilinear", align_corners=False) for t in (a, b))
+
+
 def face_lpips(lpips_fn, pred: torch.Tensor, true: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
     """Per-image LPIPS on the face's bounding box (composited; small boxes upsampled to 64)."""
     a, b = composite(pred[:, :3], face), composite(true[:, :3], face)
@@ -118,12 +127,7 @@ def face_lpips(lpips_fn, pred: torch.Tensor, true: torch.Tensor, face: torch.Ten
             out.append(torch.tensor(float("nan"), device=pred.device))
             continue
         y0, y1, x0, x1 = box
-        pa, pb = a[i:i + 1, :, y0:y1, x0:x1], b[i:i + 1, :, y0:y1, x0:x1]
-        side = min(y1 - y0, x1 - x0)
-        if side < LPIPS_MIN_SIDE:
-            hw = [round(s * LPIPS_MIN_SIDE / side) for s in (y1 - y0, x1 - x0)]
-            pa = F.interpolate(pa, size=hw, mode="bilinear", align_corners=False)
-            pb = F.interpolate(pb, size=hw, mode="bilinear", align_corners=False)
+        pa, pb = lpips_sized(a[i:i + 1, :, y0:y1, x0:x1], b[i:i + 1, :, y0:y1, x0:x1])
         out.append(lpips_fn(pa, pb).reshape(()))
     return torch.stack(out)
 
