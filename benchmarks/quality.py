@@ -37,10 +37,9 @@ from facesynth.model.metrics import FACE_KEYS, evaluate, mean_image_baseline  # 
 from facesynth.model.recipes import recipe_config  # noqa: E402
 from facesynth.model.train import Trainer  # noqa: E402
 
-# the main job's losses (graphs/capture_to_model.yaml): L1 + face SSIM + face-box LPIPS, no GAN terms
-FACE_LOSSES = {"warmup_steps": 10 ** 9, "ssim_weight": 20.0, "lpips_face": True, "depth_weight": 5.0,
-               "beta1": 0.9, "lr": 5e-4}
 _MAIN = {"ssim_weight": 20.0, "lpips_face": True, "beta1": 0.9}
+# the main job's losses (graphs/capture_to_model.yaml) at batch 1: L1 + face SSIM + face-box LPIPS, no GAN terms
+FACE_LOSSES = {"warmup_steps": 10 ** 9, **_MAIN, "depth_weight": 5.0, "lr": 5e-4}
 
 
 def _nogan(**overrides) -> tuple[str, dict]:
@@ -83,7 +82,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "main-d5-lr8": _nogan(**_MAIN, depth_weight=5.0, lr=8e-4),
     "facesynth-ngf10": ("facesynth", {"ngf": 10}),   # the live variant before: GAN terms from step 200
     "facesynth-face": ("facesynth", FACE_LOSSES),
-    # the live variant: about 100 frames/s at 256 px (README), LPIPS x4 for the texture a small net loses
+    # the live variant: 74-85 frames/s at 256 px on 2 idle cores (README); LPIPS x40 for the texture a small net loses
     "facesynth-fast": ("facesynth", {**FACE_LOSSES, "ngf": 10, "lambda_lpips": 40.0}),
     "facesynth-fast-lpips10": ("facesynth", {**FACE_LOSSES, "ngf": 10}),
     "facesynth-fast12": ("facesynth", {"ngf": 12}),

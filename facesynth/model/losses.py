@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from facesynth.face.depth_norm import BACKGROUND_UNIT
-from facesynth.model.metrics import composite, face_ssim, lpips_sized
+from facesynth.model.metrics import composite, face_boxes, face_ssim, lpips_sized
 
 
 @dataclass
@@ -57,33 +57,38 @@ def weighted_l1(fake: torch.Tensor, target: torch.Tensor, depth_w: float = 1.0) 
     return (err[:3].sum() + depth_w * err[3:].sum()) / fake.shape[1]
 
 
-def face_ssim_loss(fake: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """1 - the face SSIM of metrics.py on the colour channels, face = the target's non-background
-    depth: the evaluation's own measure as a differentiable loss (Zhao et al. 2017 mix it with L1)."""
-    face = target[:, 3:] > BACKGROUND_UNIT
+def target_face(target: torch.Tensor) -> torch.Tensor:
+    """(B,1,H,W) face mask of a target RGBD batch: where its depth is not background."""
+    return target[:, 3:] > BACKGROUND_UNIT
+
+
+def face_ssim_loss(fake: torch.Tensor, target: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
+    """1 - the face SSIM of metrics.py on the colour channels: the evaluation's own measure as a
+    differentiable loss (Zhao et al. 2017 mix it with L1)."""
     return 1.0 - face_ssim(fake[:, :3], target[:, :3], face).nan_to_num(1.0).mean()
 
 
-def face_box_colour(fake: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def face_box_colour(fake: torch.Tensor, target: torch.Tensor,
+                    face: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Colour of both, background -1 in both (the target's), cut to the box around every face of
     the batch (upsampled to 64 px when smaller): what the face LPIPS metric looks at, and about
     60 % of a 128 px crop's pixels."""
-    face = target[:, 3:] > BACKGROUND_UNIT
-    if not bool(face.any()):
+    boxes = [box for box in face_boxes(face) if box is not None]
+    if not boxes:
         return fake[:, :3], target[:, :3]
-    rows, cols = face.any(3).any(0).flatten(), face.any(2).any(0).flatten()
-    y0, y1 = int(rows.nonzero()[0]), int(rows.nonzero()[-1]) + 1
-    x0, x1 = int(cols.nonzero()[0]), int(cols.nonzero()[-1]) + 1
+    y0, y1 = min(b[0] for b in boxes), max(b[1] for b in boxes)
+    x0, x1 = min(b[2] for b in boxes), max(b[3] for b in boxes)
     a, b = composite(fake[:, :3], face), composite(target[:, :3], face)
     return lpips_sized(a[..., y0:y1, x0:x1], b[..., y0:y1, x0:x1])
 
 
 def _recon_parts(fake, target, w: LossWeights, lpips_fn) -> dict[str, torch.Tensor]:
     parts = {"g_l1": weighted_l1(fake, target, w.depth) * w.l1}
+    face = target_face(target) if w.ssim > 0 or w.lpips_face else None
     if w.ssim > 0:
-        parts["g_ssim"] = face_ssim_loss(fake, target) * w.ssim
+        parts["g_ssim"] = face_ssim_loss(fake, target, face) * w.ssim
     if lpips_fn is not None and w.lpips > 0:
-        a, b = (face_box_colour(fake, target) if w.lpips_face else (fake[:, :3], target[:, :3]))
+        a, b = (face_box_colour(fake, target, face) if w.lpips_face else (fake[:, :3], target[:, :3]))
         parts["g_lpips"] = lpips_fn(a.float(), b.float()).mean() * w.lpips
     return parts
 

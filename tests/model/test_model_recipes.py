@@ -6,7 +6,7 @@ import torch
 
 from facesynth.model.arch import build_generator, generator_arch
 from facesynth.model.generator import UNetGenerator
-from facesynth.model.losses import face_box_colour, face_ssim_loss, weighted_l1
+from facesynth.model.losses import face_box_colour, face_ssim_loss, target_face, weighted_l1
 from facesynth.model.recipes import RECIPES, recipe_config
 from facesynth.model.train import Trainer, TrainConfig, random_shift
 
@@ -121,7 +121,7 @@ def test_face_ssim_loss_is_one_minus_scikit_image_ssim_over_the_face():
     inner[5:-5, 5:-5] = face[5:-5, 5:-5]              # the windows that lie inside the image
     want = 1.0 - smap.mean(2)[inner].mean()
     fake.requires_grad_(True)
-    loss = face_ssim_loss(fake, target)
+    loss = face_ssim_loss(fake, target, target_face(target))
     assert float(loss) == pytest.approx(want, abs=1e-4) and 0.2 < want < 0.9
     loss.backward()
     bg = torch.from_numpy(~face)
@@ -129,8 +129,8 @@ def test_face_ssim_loss_is_one_minus_scikit_image_ssim_over_the_face():
     assert float(fake.grad[0, :3][:, ~bg].abs().mean()) > 0 and float(fake.grad[0, 3].abs().max()) == 0.0
     other = fake.detach().clone()
     other[:, :3][:, :, bg] = 0.7                                     # another predicted background
-    assert float(face_ssim_loss(other, target)) == pytest.approx(float(loss), abs=1e-6)
-    assert float(face_ssim_loss(target, target)) == pytest.approx(0.0, abs=1e-5)
+    assert float(face_ssim_loss(other, target, target_face(target))) == pytest.approx(float(loss), abs=1e-6)
+    assert float(face_ssim_loss(target, target, target_face(target))) == pytest.approx(0.0, abs=1e-5)
 
 
 def test_lpips_face_box_is_the_union_of_the_faces_with_equal_background():
@@ -139,7 +139,7 @@ def test_lpips_face_box_is_the_union_of_the_faces_with_equal_background():
     fake, target, face = _smooth_pair(1, size=128)
     shifted = torch.roll(target, shifts=(3, -5), dims=(2, 3))        # a second face elsewhere
     fakes, targets = torch.cat([fake, fake]), torch.cat([target, shifted])
-    a, b = face_box_colour(fakes, targets)
+    a, b = face_box_colour(fakes, targets, target_face(targets))
     union = face | np.roll(face, (3, -5), axis=(0, 1))
     ys, xs = np.nonzero(union)
     assert a.shape == b.shape == (2, 3, ys.max() + 1 - ys.min(), xs.max() + 1 - xs.min())
@@ -147,7 +147,8 @@ def test_lpips_face_box_is_the_union_of_the_faces_with_equal_background():
     outside = ~torch.from_numpy(np.roll(face, (3, -5), axis=(0, 1))[crop])
     assert bool((a[1][:, outside] == -1).all()) and bool((b[1][:, outside] == -1).all())
     assert torch.equal(b[0], target[0, :3][(slice(None), *crop)])
-    small_a, _ = face_box_colour(fake[:, :, ::4, ::4], target[:, :, ::4, ::4])  # a 32 px crop
+    small_t = target[:, :, ::4, ::4]
+    small_a, _ = face_box_colour(fake[:, :, ::4, ::4], small_t, target_face(small_t))  # a 32 px crop
     assert min(small_a.shape[-2:]) == 64                              # upsampled as the metric does
 
 
