@@ -4,7 +4,12 @@ A replica may hold more than one call at once (runtime/feed.py): the one it work
 next, already sent, which hides the call's round trip. When the replica fails, the item it was
 working on is charged with the error and the restart; a call sent to it before that restart is
 sent again without a charge, since it failed, or was lost, with the replica and not by itself.
-Each replica's restarts are counted in an epoch to tell the two apart.
+Each replica's restarts are counted in an epoch to tell the two apart. A call that reaches a
+restarted worker before the supervisor has brought it up to date is refused there ("stale",
+runtime/host.py) and sent again; the supervisor brings a rebuilt worker up to date only once
+every call sent before its restart is back, so none of those runs there unaccounted for (Ray
+does not keep an async actor's calls in order across a restart) and a worker's death is always
+charged to the call it ran.
 
 The retry budget is per item (`max_restarts` charged failures, counted until the item
 succeeds): an item charged as part of a lost batch keeps that charge when it is retried alone.
@@ -14,6 +19,7 @@ a source does not redo chunks it already emitted in this run.
 """
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Awaitable, Callable
 
 from facesynth.errors import RunError
@@ -30,6 +36,7 @@ class ReplicaCalls:
         self.on_restarted = on_restarted  # (pn, handle): tell a fresh replica what is done
         self._epochs: dict[int, int] = {}  # id(handle) -> restarts so far
         self._charges: dict[tuple[str, str], int] = {}  # (node, item key) -> failures charged, until it succeeds
+        self._out: dict[tuple[int, int], set[asyncio.Future]] = {}  # (id(handle), epoch) -> calls not back
 
     def epoch(self, handle: Any) -> int:
         return self._epochs.get(id(handle), 0)
@@ -39,10 +46,15 @@ class ReplicaCalls:
 
     async def send(self, handle: Any, method: str, *args: Any) -> dict:
         """One call; a lost worker comes back as a failed result, never as an exception."""
+        out = self._out.setdefault((id(handle), self.epoch(handle)), set())
+        call = asyncio.ensure_future(self.backend.call(handle, method, *args))
+        out.add(call)
         try:
-            return await self.backend.call(handle, method, *args)
+            return await call
         except WorkerLost as exc:
             return {"ok": False, "error": f"worker lost: {exc}", "traceback": "", "lost": True}
+        finally:
+            out.discard(call)
 
     async def call(self, pn: Any, handle: Any, method: str, *args: Any, chunk: str = "-") -> dict:
         """Call and settle: the successful result, or RunError once retries are spent."""
@@ -65,7 +77,7 @@ class ReplicaCalls:
         item of `chunk` ("k1,k2": a lost batch) with the error and the restart (True), or nothing
         when the replica was restarted since the call was sent (False); raises RunError when an
         item has been charged more than `max_restarts` times."""
-        if self.epoch(handle) != epoch:
+        if self.epoch(handle) != epoch:  # also a "stale" refusal by the replica restarted since
             if res.get("lost"):
                 await self._wait_alive(pn, handle, chunk)
             return False
@@ -81,8 +93,9 @@ class ReplicaCalls:
             raise RunError(pn.id, chunk, res["error"], res.get("traceback", ""))
         pn.stats.restarts += 1
         self._epochs[id(handle)] = epoch + 1
-        if res.get("lost"):  # Ray restarts the actor: wait for it, then tell it where the run is
+        if res.get("lost") or res.get("stale"):  # Ray restarts the actor: wait, then tell it where the run is
             await self._wait_alive(pn, handle, chunk)
+            await self._calls_back(handle, epoch)
             await self._bring_up_to_date(pn, handle)
         else:
             await self._bring_up_to_date(pn, handle)
@@ -94,6 +107,13 @@ class ReplicaCalls:
             await wait_alive(self.backend, handle)
         except WorkerLost as exc:
             raise RunError(pn.id, chunk, f"worker lost and not restarted: {exc}") from None
+
+    async def _calls_back(self, handle: Any, epoch: int, timeout_s: float = 60.0) -> None:
+        """Wait for the calls sent to `handle` at `epoch`: the rebuilt worker refuses them
+        until it is brought up to date, so they come back at once (or lost, if it died again)."""
+        out = self._out.pop((id(handle), epoch), set())
+        if out:
+            await asyncio.wait(out, timeout=timeout_s)
 
     async def _bring_up_to_date(self, pn: Any, handle: Any) -> None:
         if self.on_restarted is not None:

@@ -7,13 +7,20 @@ Events a node reports (ctx.report) are buffered here and drained by the supervis
 The supervisor may send a replica its next item before the current one is done (that hides
 the call's round trip); a lock runs the node's calls one at a time, in the order they came.
 A batch source keeps producing while the supervisor routes what it already handed over.
+
+An actor that Ray rebuilt after its worker died refuses work ("stale") until the supervisor
+has told it the run's progress (set_progress): a call sent before the supervisor saw the death
+would otherwise run on the new worker unaccounted for (a source re-rendering what it already
+emitted, a death there charged to nobody).
 """
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 import traceback
+import warnings
 from typing import Any, Awaitable, Callable
 
 from facesynth.nodes import registry
@@ -25,6 +32,23 @@ AHEAD_ITEMS = 8  # a batch source's items produced ahead of the supervisor's ask
 
 def _pack(outputs: list[Output] | None) -> list[tuple[str, Any, str | None]]:
     return [(o.port, o.item, o.key) for o in (outputs or [])]
+
+
+def _rebuilt_by_ray() -> bool:
+    """True inside an actor that Ray restarted (rebuilt from its start-up arguments)."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return False
+    context = ray.get_runtime_context()
+    if context.get_actor_id() is None:  # the driver: an in-process host
+        return False
+    with warnings.catch_warnings():  # the property reads Ray's own deprecated actor_id field
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return bool(context.was_current_actor_reconstructed)
+
+
+STALE = {"ok": False, "stale": True, "traceback": "",
+         "error": "worker restarted: waiting to be told the run's progress"}
 
 
 def _failure(exc: BaseException) -> dict:
@@ -46,6 +70,7 @@ class NodeHost:
         self._ahead: RunAhead | None = None  # a batch source's items, produced ahead
         self._lock = asyncio.Lock()  # the node's calls run one at a time, first come first served
         self._events: list[dict] = []
+        self._stale = _rebuilt_by_ray()  # refuse work until set_progress
 
     def _collect(self, name: str, data: dict) -> None:
         self._events.append({"type": "event", "t": time.time(), "name": name, **data})
@@ -71,6 +96,8 @@ class NodeHost:
     async def _locked(self, work: Callable[[Node], Awaitable[dict]]) -> dict:
         """Run `work(node)` behind the lock, the node set up first; a failure is returned."""
         async with self._lock:
+            if self._stale:
+                return dict(STALE)
             try:
                 return await work(await self._ensure())
             except Exception as exc:
@@ -89,6 +116,7 @@ class NodeHost:
         if done is not self.ctx.done:  # in-process, the supervisor's own dict is shared already
             self.ctx.done.clear()
             self.ctx.done.update(done)
+        self._stale = False
         return {"ok": True, "outputs": []}
 
     async def restart(self) -> dict:

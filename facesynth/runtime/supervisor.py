@@ -128,9 +128,9 @@ class Supervisor:
 
     async def _bring_up_to_date(self, pn: PlannedNode, handle: Any) -> None:
         """A restarted replica learns what this run already finished (Ray rebuilds a dead actor
-        from its start-up arguments): a source then skips chunks it emitted before dying."""
-        if pn.recorded:
-            await self.calls.send(handle, "set_progress", pn.done)
+        from its start-up arguments): a source then skips chunks it emitted before dying. Sent
+        to every restarted replica: until then it refuses work (runtime/host.py)."""
+        await self.calls.send(handle, "set_progress", pn.done)
 
     async def _route(self, pn: PlannedNode, outputs: list[tuple]) -> None:
         for port, item, _key in outputs:

@@ -181,3 +181,45 @@ async def test_run_ahead_is_bounded_hands_over_what_is_ready_and_raises_after_th
     assert await failing.take(4) == [0, 1]            # the items before the failure come first ...
     with pytest.raises(ValueError, match="broken at 2"):
         await failing.take(4)                         # ... then the failure itself
+
+
+class RebuildingBackend(LocalBackend):
+    """The worker dies holding chunk 0; the call for chunk 8, already sent, comes back late
+    (as a call can reach Ray's rebuilt worker after what was sent later). Logs when calls come
+    back and when the replica is told the run's progress."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    async def call(self, host, method, *args):
+        if method == "process_batch":
+            start = args[0][0][1].start
+            if start == 0 and "lost 0" not in self.log:
+                self.log.append("lost 0")
+                raise WorkerLost("the worker died")
+            if start == 8 and "back 8" not in self.log:
+                await asyncio.sleep(0.3)
+                self.log.append("back 8")
+        elif method == "set_progress":
+            self.log.append("told progress")
+        return await super().call(host, method, *args)
+
+
+async def test_a_restarted_replica_is_told_the_progress_only_after_calls_sent_before_are_back(tmp_path):
+    pn, edge, _backend, host = fed_node(tmp_path, 3, {})
+    for c in range(3):
+        await pn.inbox.put(edge, ChunkRef("bench", 8 * c, 8 * c + 8))
+    await pn.inbox.close(edge)
+    backend, finished, errors = RebuildingBackend(), [], []
+
+    async def told(pn, handle):
+        await calls.send(handle, "set_progress", {})
+
+    async def done(key, outputs):
+        finished.append(key)
+
+    calls = ReplicaCalls(backend, errors.append, on_restarted=told)
+    await ReplicaFeeder(pn, host, calls, done, done).run()  # nothing measured: one chunk per call, two out
+    assert backend.log == ["lost 0", "back 8", "told progress"]
+    assert [e["chunk"] for e in errors] == ["bench:0-8"] and pn.stats.restarts == 1
+    assert finished == ["bench:0-8", "bench:8-16", "bench:16-24"]

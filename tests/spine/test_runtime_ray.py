@@ -1,13 +1,16 @@
 """The same graphs on a real embedded Ray: same result as the local backend; killed workers recover."""
 from __future__ import annotations
 
+import asyncio
 import json
 
 import numpy as np
 import pytest
 from spine_helpers import expected_blur2
 
+from facesynth.nodes.base import ChunkRef, NodeContext
 from facesynth.runtime.api import run_graph
+from facesynth.runtime.backends import WorkerLost, wait_alive
 from facesynth.store.frame_store import FrameStore
 
 pytestmark = pytest.mark.ray
@@ -19,7 +22,7 @@ def ray_session():
     from facesynth.runtime.backends import RayBackend
 
     backend = RayBackend()  # embedded, on loopback, as `facesynth graph run` starts it
-    yield backend.ray
+    yield backend
     backend.shutdown()
 
 
@@ -37,8 +40,8 @@ def test_ray_and_local_give_the_same_store(tmp_path, make_graph, ray_session):
     np.testing.assert_array_equal(b.read("blur2/frames"), expected_blur2(40))
     assert res.stats["nodes"]["blur"]["replicas"] == 2
     # the cluster's metrics actor mirrors the run log
-    actor = ray_session.get_actor("facesynth_metrics", namespace="facesynth")
-    records = ray_session.get(actor.snapshot.remote())
+    actor = ray_session.ray.get_actor("facesynth_metrics", namespace="facesynth")
+    records = ray_session.ray.get(actor.snapshot.remote())
     assert records[0]["type"] == "run_start" and records[-1]["type"] == "run_end"
 
 
@@ -76,3 +79,29 @@ def test_a_restarted_source_skips_the_chunks_it_emitted_in_this_run(tmp_path, ma
     assert sorted(renders) == sorted(f"bench:{s}-{s + 8}" for s in range(0, 64, 8))  # each exactly once
     np.testing.assert_array_equal(FrameStore.open(tmp_path / "store.zarr", "r").read("blur2/frames"),
                                   expected_blur2(64))
+
+
+def test_a_rebuilt_worker_refuses_work_until_it_is_told_the_runs_progress(tmp_path, ray_session):
+    """A call sent after a worker died reaches the worker Ray rebuilt: it must not run there
+    before the supervisor has brought that worker up to date (else its death is charged to
+    nobody, and a source redoes what it emitted)."""
+    FrameStore.create(tmp_path / "store.zarr")
+    ctx = NodeContext(node_id="blur", kind="bench.passthrough", store_path=str(tmp_path / "store.zarr"))
+    handle = ray_session.create("bench.passthrough", {"die_once_on": [0, 8]}, ctx, None, 0, 3, spread=False)
+
+    async def calls() -> tuple:
+        one = ChunkRef("bench", 0, 8), ChunkRef("bench", 8, 16)
+        with pytest.raises(WorkerLost):
+            await ray_session.call(handle, "process_batch", [("frames", one[0])])
+        refused = await ray_session.call(handle, "process_batch", [("frames", one[1])])
+        await wait_alive(ray_session, handle)
+        await ray_session.call(handle, "set_progress", {})
+        with pytest.raises(WorkerLost):  # now it runs, and chunk 8 kills the worker as it should
+            await ray_session.call(handle, "process_batch", [("frames", one[1])])
+        return refused
+
+    refused = asyncio.run(calls())
+    assert refused["ok"] is False and refused["stale"] is True and "progress" in refused["error"]
+    markers = sorted(p.name for p in (tmp_path / "store.zarr" / "_faults").iterdir())
+    assert markers == ["blur-die-0", "blur-die-8"]
+    ray_session.ray.kill(handle)
