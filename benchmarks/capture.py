@@ -48,7 +48,7 @@ def uncompiled(module):
 
 def _cluster_of(path: Path, pos: int) -> bytes:
     """The data of the Matroska cluster holding byte `pos` (what its CRC-32 covers, CRC element first)."""
-    from facesynth.capture.mkv_blocks import header
+    from facesynth.capture.kinect.mkv_blocks import header
 
     data = path.read_bytes()
     at = data.rfind(bytes.fromhex("1f43b675"), 0, pos)
@@ -74,9 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     from facesynth.capture import registration as reg_mod
     import cv2
 
-    from facesynth.capture.kinect_images import decode_color, decode_u16, jpeg_damage
-    from facesynth.capture.kinect_mkv import KinectRecording
-    from facesynth.capture.mkv_blocks import MkvFile
+    from facesynth.capture.jpeg_check import jpeg_damage
+    from facesynth.capture.kinect.images import decode_color, decode_u16
+    from facesynth.capture.kinect.recording import KinectRecording
+    from facesynth.capture.kinect.mkv_blocks import MkvFile
 
     t0 = time.perf_counter()
     rec = KinectRecording(path)

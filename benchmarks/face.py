@@ -28,7 +28,7 @@ PORTRAIT = ROOT / ".." / "shared" / "realdata" / "truedepth_faces" / "heic_face_
 
 
 def frame_720p():
-    from facesynth.capture.truedepth import load_portrait
+    from facesynth.capture.portrait.truedepth_portrait import load_portrait
 
     p = load_portrait(PORTRAIT)
     s = 720 / p.rgb.shape[0]

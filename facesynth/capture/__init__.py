@@ -1,2 +1,3 @@
-"""Capture stage: Azure Kinect recordings and devices, calibration, registration, image folders,
-iPhone TrueDepth portraits, the capture gate, and their source nodes (nodes.py)."""
+"""Capture stage: one sub-package per device family (kinect/, folder/, portrait/, synthetic/), each with
+its reader and node, and beside them what they share: the writer every source uses (source.py), the
+capture gate, recording identity and JPEG checks."""

@@ -170,11 +170,22 @@ def _walk(data, seg_end, seg_mcus, lut, blk_dc, blk_ac):
     return 0, 0, 0
 
 
+def mcu_count(frame: tuple[int, int, list], scan_header: np.ndarray) -> int:
+    """MCUs in a scan: interleaved (several components) or one component's 8x8 blocks."""
+    h, w, comps = frame
+    if not comps or h == 0 or w == 0:
+        return 0
+    hmax, vmax = max(c[1] for c in comps) or 1, max(c[2] for c in comps) or 1
+    if scan_header.size and int(scan_header[0]) == 1:
+        cid = int(scan_header[1])
+        ch, cv = next(((c[1], c[2]) for c in comps if c[0] == cid), (hmax, vmax))
+        return -(-(w * ch) // (8 * hmax)) * -(-(h * cv) // (8 * vmax))
+    return -(-w // (8 * hmax)) * -(-h // (8 * vmax))
+
+
 def scan_damage(scan: np.ndarray, rst_at: np.ndarray, frame: tuple, sos: np.ndarray,
                 tables: dict, interval: int) -> str | None:
     """Why the entropy-coded data of a baseline scan is damaged, or None (also when it cannot be checked)."""
-    from facesynth.capture.kinect_images import mcu_count
-
     h, w, comps = frame
     ns = int(sos[0]) if sos.size else 0
     if ns == 0 or sos.size < 1 + 2 * ns:

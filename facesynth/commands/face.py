@@ -53,7 +53,7 @@ def cmd_portrait(args: argparse.Namespace) -> int:
     from facesynth.face.drawing import draw_landmarks_u8
     from facesynth.face.landmarks_mediapipe import FaceMeshLandmarker
     from facesynth.face.point_cloud import crop_points, point_at, write_ply
-    from facesynth.capture.truedepth import load_portrait
+    from facesynth.capture.portrait.truedepth_portrait import load_portrait
 
     p = load_portrait(args.photo)
     with FaceMeshLandmarker() as fl:

@@ -13,7 +13,7 @@ from facesynth.errors import UsageError
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from facesynth.capture.kinect_live import record
+    from facesynth.capture.kinect.live import record
 
     if args.seconds is None and args.frames is None and not sys.stdin.isatty():
         raise UsageError("give --seconds or --frames when not running in a terminal (Ctrl-C stops otherwise)")

@@ -139,7 +139,7 @@ def load_kinect(root: Path | None = None, frames: int = 2) -> list[DepthFrame]:
 
     Depth and IR come from the same sensor, so the guide is aligned without registration.
     """
-    from facesynth.capture.kinect_mkv import KinectRecording
+    from facesynth.capture.kinect.recording import KinectRecording
 
     path = (root or realdata_root()) / KINECT / "recording.mkv"
     rec = KinectRecording(path)

@@ -13,8 +13,8 @@ _KINDS: dict[str, type[Node]] = {}
 _loaded = False
 
 # Packages whose node modules are discovered, in dataflow order.
-NODE_PACKAGES = ("facesynth.capture", "facesynth.capture.synthetic", "facesynth.face", "facesynth.depth",
-                 "facesynth.model", "facesynth.live", "facesynth.nodes")
+NODE_PACKAGES = ("facesynth.capture", "facesynth.face", "facesynth.depth", "facesynth.model", "facesynth.live",
+                 "facesynth.nodes")
 _SHARED = ("base", "registry")
 
 
@@ -32,10 +32,12 @@ def node_modules() -> list[str]:
     """Every module that defines node kinds: a stage's `nodes` / `*_nodes` modules, and every
     module of facesynth.nodes except the shared base and registry."""
     found = []
-    for pkg_name in NODE_PACKAGES:
+    packages = list(NODE_PACKAGES)
+    for pkg_name in packages:
         pkg = importlib.import_module(pkg_name)
         for mod in pkgutil.iter_modules(pkg.__path__):
-            if mod.ispkg:
+            if mod.ispkg:  # a device family's sub-package (capture/kinect/, ...) holds nodes of its own
+                packages.append(f"{pkg_name}.{mod.name}")
                 continue
             if pkg_name == "facesynth.nodes":
                 if mod.name not in _SHARED:

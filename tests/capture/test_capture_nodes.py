@@ -169,7 +169,7 @@ def write_rgbd_folder(root: Path, images: list[np.ndarray]) -> None:
 
 
 async def test_gating_keeps_dense_slots_and_resumes(tmp_path, monkeypatch):
-    from facesynth.capture import nodes as capture_sources
+    from facesynth.capture import source as capture_sources
 
     # unit test of the node's gating logic: the face probe reads (faces, yaw) from the pixels
     monkeypatch.setattr(capture_sources, "_face_probe",
@@ -226,16 +226,16 @@ async def test_gating_with_real_faces(tmp_path):
 
 
 def KinectRecordingFrame() -> np.ndarray:
-    from facesynth.capture.kinect_mkv import KinectRecording
+    from facesynth.capture.kinect.recording import KinectRecording
 
     return next(iter(KinectRecording(RECORDING).captures())).color
 
 
 async def test_live_kinect_node_logic_with_a_stand_in_device(tmp_path, monkeypatch):
     """Unit test of capture.kinect's own logic (no hardware here): capacity, gating default, stop, close."""
-    from facesynth.capture import nodes as capture_sources
-    from facesynth.capture import kinect_live
-    from facesynth.capture.kinect_calibration import CameraModel, KinectCalibration
+    from facesynth.capture import source as capture_sources
+    from facesynth.capture.kinect import live as kinect_live
+    from facesynth.capture.kinect.calibration import CameraModel, KinectCalibration
 
     cal = KinectCalibration(depth=CameraModel(width=16, height=12, fx=12.0, fy=12.0, cx=7.5, cy=5.5),
                             color=CameraModel(width=24, height=18, fx=18.0, fy=18.0, cx=11.5, cy=8.5),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from facesynth.errors import InputDataError
-from facesynth.capture.image_folders import list_original, list_rgbd, load_frame
+from facesynth.capture.folder.image_folders import list_original, list_rgbd, load_frame
 from facesynth.depth.testdata_realdepth import realdata_root
 
 REALDATA = realdata_root()

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from mkv_fixture_tools import CALIBRATION  # noqa: E402
 
 from facesynth.errors import InputDataError  # noqa: E402
-from facesynth.capture.kinect_calibration import CameraModel, load_calibration, parse_calibration  # noqa: E402
+from facesynth.capture.kinect.calibration import CameraModel, load_calibration, parse_calibration  # noqa: E402
 
 needs_real = pytest.mark.skipif(not CALIBRATION.exists(), reason=f"real calibration not found at {CALIBRATION}")
 

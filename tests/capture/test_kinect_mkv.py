@@ -13,8 +13,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from mkv_fixture_tools import CALIBRATION, RECORDING, block_offsets, blocks, repeat_capture  # noqa: E402
 
 from facesynth.errors import InputDataError  # noqa: E402
-from facesynth.capture.kinect_images import decode_color, jpeg_damage  # noqa: E402
-from facesynth.capture.kinect_mkv import KinectRecording  # noqa: E402
+from facesynth.capture.jpeg_check import jpeg_damage
+from facesynth.capture.kinect.images import decode_color  # noqa: E402
+from facesynth.capture.kinect.recording import KinectRecording  # noqa: E402
 
 needs_real = pytest.mark.skipif(not RECORDING.exists(), reason=f"real recording not found at {RECORDING}")
 COLOR, DEPTH, IR = 1, 2, 3  # Matroska track numbers in k4arecord files

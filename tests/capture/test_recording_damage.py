@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from mkv_fixture_tools import (RECORDING, block_offsets, blocks, repeat_capture, set_cluster_size,  # noqa: E402
                                shorten_block)
 
-from facesynth.capture.kinect_images import jpeg_damage  # noqa: E402
-from facesynth.capture.kinect_mkv import KinectRecording  # noqa: E402
+from facesynth.capture.jpeg_check import jpeg_damage  # noqa: E402
+from facesynth.capture.kinect.recording import KinectRecording  # noqa: E402
 
 needs_real = pytest.mark.skipif(not RECORDING.exists(), reason=f"real recording not found at {RECORDING}")
 N = 6  # frames in each crafted recording

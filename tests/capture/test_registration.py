@@ -11,8 +11,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from mkv_fixture_tools import CALIBRATION, RECORDING, blocks  # noqa: E402
 
-from facesynth.capture.kinect_calibration import CameraModel, KinectCalibration, load_calibration  # noqa: E402
-from facesynth.capture.registration import Registration  # noqa: E402
+from facesynth.capture.kinect.calibration import CameraModel, KinectCalibration, load_calibration  # noqa: E402
+from facesynth.capture.kinect.registration import Registration  # noqa: E402
 
 needs_real = pytest.mark.skipif(not RECORDING.exists(), reason=f"real recording not found at {RECORDING}")
 

@@ -32,7 +32,7 @@ nodes:
 
 @pytest.fixture(scope="module")
 def graph_file(tmp_path_factory):
-    from facesynth.capture.truedepth import load_portrait
+    from facesynth.capture.portrait.truedepth_portrait import load_portrait
 
     p = load_portrait(REAL / "heic_face_data.heic")
     s = 480 / p.rgb.shape[0]

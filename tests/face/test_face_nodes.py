@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason=f"real TrueDepth faces
 
 @pytest.fixture(scope="module")
 def store_path(tmp_path_factory):
-    from facesynth.capture.truedepth import load_portrait
+    from facesynth.capture.portrait.truedepth_portrait import load_portrait
 
     p = load_portrait(REAL / "jpeg_depth_data.jpg")
     w, h = p.rgb.shape[1] // 4, p.rgb.shape[0] // 4

@@ -6,7 +6,7 @@ import pytest
 from facesynth.face import crop as vc
 from facesynth.face import point_cloud as pc
 from facesynth.depth.testdata_realdepth import realdata_root
-from facesynth.capture.truedepth import disparity_to_mm, load_portrait
+from facesynth.capture.portrait.truedepth_portrait import disparity_to_mm, load_portrait
 
 REAL = realdata_root() / "truedepth_faces"
 pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason=f"real TrueDepth faces not found at {REAL}")

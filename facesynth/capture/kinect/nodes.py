@@ -1,6 +1,8 @@
-"""capture.recording: an Azure Kinect MKV recording -> raw/* in the store, damaged frames counted.
+"""capture.recording (an Azure Kinect MKV recording) and capture.kinect (a live Azure Kinect) -> raw/*.
 
-Damaged frames (kinect_mkv.py says which and why) follow `on_error`: skip (default: the frame
+Recordings: damaged frames counted.
+
+Damaged frames (recording.py says which and why) follow `on_error`: skip (default: the frame
 is left out, reported as a `capture.damaged` event and counted by kind in `capture.rejects`
 and the run summary), stop (reported, and reading ends there), or fail (the run fails naming
 the frame; an input error, so not retried). The store records the recording's identity; a
@@ -13,7 +15,7 @@ from typing import Iterator, Literal
 
 from pydantic import Field
 
-from facesynth.capture.nodes import CaptureParams, CaptureSource, Frame, SourcePlan
+from facesynth.capture.source import CaptureParams, CaptureSource, Frame, SourcePlan
 from facesynth.nodes.registry import register
 
 
@@ -40,8 +42,8 @@ class RecordingSource(CaptureSource):
     Params = RecordingParams
 
     def _open(self):
-        from facesynth.capture.kinect_mkv import KinectRecording
-        from facesynth.capture.registration import Registration
+        from facesynth.capture.kinect.recording import KinectRecording
+        from facesynth.capture.kinect.registration import Registration
 
         if not hasattr(self, "_rec"):
             self._rec = KinectRecording(self.params.path, jpeg_check=self.params.jpeg_check)
@@ -89,3 +91,54 @@ class RecordingSource(CaptureSource):
                 continue
             depth, extra = reg.register(cap.depth, *([cap.ir] if want_ir else []))
             yield Frame(cap.index, cap.timestamp_us, cap.color, depth, extra[0] if want_ir else None)
+
+
+class KinectParams(CaptureParams):
+    gate: bool = True
+    device: int = Field(0, ge=0, le=16)
+    color_resolution: Literal["720P", "1080P", "1440P", "1536P", "2160P", "3072P"] = "720P"
+    depth_mode: Literal["NFOV_UNBINNED", "NFOV_2X2BINNED", "WFOV_2X2BINNED", "WFOV_UNBINNED"] = "NFOV_UNBINNED"
+    fps: Literal[5, 15, 30] = 30
+    warmup_frames: int = Field(15, ge=0, le=1000, description="frames dropped while exposure settles")
+    max_step_mm: float = Field(50.0, ge=0, le=10_000)
+    threads: int = Field(1, ge=0, le=256, description="registration threads (0: all cores)")
+    register_ir: bool = True
+
+
+@register
+class KinectSource(CaptureSource):
+    kind = "capture.kinect"
+    summary = "Live Azure Kinect (pyk4a, extra [kinect]) -> colour + registered depth/IR, gated like the original"
+    Params = KinectParams
+
+    def _device(self):
+        if not hasattr(self, "_dev"):
+            from facesynth.capture.kinect.live import open_device
+
+            p = self.params
+            self._dev = open_device(p.device, p.color_resolution, p.depth_mode, p.fps)
+        return self._dev
+
+    def plan(self) -> SourcePlan:
+        from facesynth.capture.kinect.registration import Registration
+
+        dev = self._device()
+        self._reg = Registration(dev.calibration, max_step_mm=self.params.max_step_mm, threads=self.params.threads)
+        cal = dev.calibration
+        return SourcePlan(available=None, height=cal.color.height, width=cal.color.width,
+                          has_ir=self.params.register_ir, intrinsics=cal.color.intrinsics(),
+                          calibration=cal.to_dict(),
+                          capture={"source": self.kind, "device": self.params.device, "fps": self.params.fps,
+                                   "depth_mode": cal.depth_mode, "color_mode": cal.color_mode,
+                                   "serial": dev.serial})
+
+    def frames(self, start: int) -> Iterator[Frame]:
+        dev = self._device()
+        for i, (ts, rgb, depth, ir) in enumerate(dev.captures(skip=self.params.warmup_frames)):
+            reg_depth, extra = self._reg.register(depth, *([ir] if self.params.register_ir else []))
+            yield Frame(start + i, ts, rgb, reg_depth, extra[0] if extra else None)
+
+    async def close(self) -> None:
+        dev = getattr(self, "_dev", None)
+        if dev is not None:
+            dev.close()

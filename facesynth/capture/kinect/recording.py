@@ -6,7 +6,7 @@ attachment. Blocks of the three image tracks with (nearly) the same timestamp fo
 PyAV reads the tracks, tags and attachment; the blocks are read by mkv_blocks.py.
 
 Damage is reported, never papered over. A frame is damaged when an image is missing, has the
-wrong size, or is a JPEG whose structure or Huffman data is broken (kinect_images.py); when
+wrong size, or is a JPEG whose structure or Huffman data is broken (capture/jpeg_check.py, kinect/images.py); when
 its cluster fails its CRC-32 or its sizes do not add up; data that cannot be read at all
 (a broken stretch, random bytes to the end, a truncated file) is one damaged item standing
 for the frames estimated to be lost in it (`frames_lost`, which also advance the frame index). Each damaged frame is an item with a message
@@ -31,10 +31,11 @@ from typing import Iterator
 import numpy as np
 
 from facesynth.errors import InputDataError, MissingDependencyError
-from facesynth.capture.kinect_calibration import (KinectCalibration, color_mode_for_size, depth_mode_for_size,
+from facesynth.capture.kinect.calibration import (KinectCalibration, color_mode_for_size, depth_mode_for_size,
                                                  load_calibration, parse_calibration)
-from facesynth.capture.kinect_images import ImageDamage, decode_color, decode_u16
-from facesynth.capture.mkv_blocks import Broken, MkvFile
+from facesynth.capture.jpeg_check import ImageDamage
+from facesynth.capture.kinect.images import decode_color, decode_u16
+from facesynth.capture.kinect.mkv_blocks import Broken, MkvFile
 
 ROLES = ("color", "depth", "ir")
 _TITLES = {"COLOR": "color", "DEPTH": "depth", "IR": "ir"}

@@ -1,17 +1,15 @@
-"""The image payloads of an Azure Kinect recording: checked, then decoded to numpy.
+"""JPEG checks every capture reader shares: is this JPEG whole, before a decoder is trusted with it.
 
 A damaged image must be found before decoding, because decoders do not say so: libjpeg
 paints grey blocks and prints "Corrupt JPEG data" to stderr while returning an image. The
 checks here read only the JPEG's structure (markers, segment lengths, restart markers), so
-they cost a small fraction of the decode; raw depth/IR/colour payloads must have exactly
-the size their track declares.
+they cost a small fraction of the decode; the Huffman walk is in jpeg_scan.py.
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
-from facesynth.capture.jpeg_scan import scan_damage
+from facesynth.capture.jpeg_scan import mcu_count, scan_damage
 
 
 class ImageDamage(ValueError):
@@ -104,19 +102,6 @@ def _huffman_tables(body: np.ndarray) -> dict[tuple[int, int], tuple[np.ndarray,
     return out
 
 
-def mcu_count(frame: tuple[int, int, list], scan_header: np.ndarray) -> int:
-    """MCUs in a scan: interleaved (several components) or one component's 8x8 blocks."""
-    h, w, comps = frame
-    if not comps or h == 0 or w == 0:
-        return 0
-    hmax, vmax = max(c[1] for c in comps) or 1, max(c[2] for c in comps) or 1
-    if scan_header.size and int(scan_header[0]) == 1:
-        cid = int(scan_header[1])
-        ch, cv = next(((c[1], c[2]) for c in comps if c[0] == cid), (hmax, vmax))
-        return -(-(w * ch) // (8 * hmax)) * -(-(h * cv) // (8 * vmax))
-    return -(-w // (8 * hmax)) * -(-h // (8 * vmax))
-
-
 def _restart_damage(numbers: np.ndarray, frame, scan_header: np.ndarray, interval: int) -> str | None:
     """Why the restart markers of a scan are wrong (count or order), or None."""
     if interval == 0:
@@ -131,43 +116,3 @@ def _restart_damage(numbers: np.ndarray, frame, scan_header: np.ndarray, interva
     if seq.size != expected:
         return f"JPEG scan data corrupt ({seq.size} restart markers, {max(expected, 0)} expected)"
     return None
-
-
-def decode_color(data: bytes | memoryview, fmt: str, width: int, height: int, huffman: bool = True) -> np.ndarray:
-    """One colour block -> (H, W, 3) uint8 RGB; ImageDamage says what is wrong with it.
-
-    huffman=False skips the Huffman walk of a JPEG (for bytes already proven intact by a checksum)."""
-    buf = np.frombuffer(data, np.uint8)
-    if fmt == "mjpeg":
-        why = jpeg_damage(buf, huffman, (width, height))
-        if why:
-            raise ImageDamage(why, "jpeg")
-        img = cv2.imdecode(buf, cv2.IMREAD_COLOR_RGB)
-        if img is None:
-            raise ImageDamage("JPEG does not decode", "jpeg")
-    elif fmt == "nv12":
-        _need(buf, width * height * 3 // 2, "NV12 colour")
-        img = cv2.cvtColor(buf.reshape(height * 3 // 2, width), cv2.COLOR_YUV2RGB_NV12)
-    elif fmt == "yuy2":
-        _need(buf, width * height * 2, "YUY2 colour")
-        img = cv2.cvtColor(buf.reshape(height, width, 2), cv2.COLOR_YUV2RGB_YUY2)
-    elif fmt == "bgra":
-        _need(buf, width * height * 4, "BGRA colour")
-        img = np.ascontiguousarray(buf.reshape(height, width, 4)[..., 2::-1])
-    else:
-        raise ValueError(f"unsupported colour format {fmt}")
-    if img.shape != (height, width, 3):
-        raise ImageDamage(f"colour image is {img.shape[1]}x{img.shape[0]}, the track says {width}x{height}", "size")
-    return img
-
-
-def decode_u16(data: bytes | memoryview, fmt: str, width: int, height: int, what: str) -> np.ndarray:
-    """A 16-bit depth or IR block -> (h, w) native uint16."""
-    buf = np.frombuffer(data, np.uint8)
-    _need(buf, width * height * 2, what)
-    return buf.view(">u2" if fmt == "u16be" else "<u2").reshape(height, width).astype(np.uint16)
-
-
-def _need(buf: np.ndarray, n: int, what: str) -> None:
-    if buf.size != n:
-        raise ImageDamage(f"{what} block has {buf.size} bytes, expected {n}", "size")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from facesynth.capture.kinect_calibration import CameraModel, KinectCalibration
+from facesynth.capture.kinect.calibration import CameraModel, KinectCalibration
 
 
 def depth_rays(cam: CameraModel) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ from typing import Iterator
 import numpy as np
 
 from facesynth.errors import MissingDependencyError
-from facesynth.capture.kinect_calibration import KinectCalibration, parse_calibration
+from facesynth.capture.kinect.calibration import KinectCalibration, parse_calibration
 
 INSTALL_HINT = ("install the Azure Kinect extra: pip install 'facesynth[kinect]' (pyk4a), and Microsoft's "
                 "Azure Kinect Sensor SDK (libk4a1.4 + k4a-tools on Ubuntu from packages.microsoft.com; the "

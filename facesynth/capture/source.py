@@ -1,6 +1,6 @@
-"""Capture sources: a live Azure Kinect or image folders -> raw/* in the store (recordings: recording_nodes.py).
+"""What every capture source shares: its parameters, its frames and the writer of raw/* in the store.
 
-Each source yields frames (colour + depth registered to colour + IR); the shared writer here
+Each device family (kinect/, folder/, synthetic/, ...) subclasses CaptureSource. A source yields frames (colour + depth registered to colour + IR); the shared writer here
 gates them (optional: one frontal face, see capture_gate.py), assigns train/eval, writes
 whole chunks of `chunk_frames` kept frames and emits ChunkRef("raw", start, stop) on `rgbd`.
 Kept frames are numbered densely; raw/source_index says which source frame each one was,
@@ -11,14 +11,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterator, Literal
+from typing import Any, AsyncIterator, Callable, Iterator
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from facesynth.errors import InputDataError, MissingDependencyError, SourceMismatchError, StoreError
 from facesynth.nodes.base import ChunkRef, Node, Output, Params
-from facesynth.nodes.registry import register
 from facesynth.capture.capture_gate import EVAL, CaptureGate
 
 
@@ -226,122 +225,3 @@ class CaptureSource(Node):
         store.write("raw/timestamp_us", start, np.array([f.timestamp_us for f, _ in buf], np.int64))
         store.write("raw/source_index", start, np.array([f.index for f, _ in buf], np.int64))
         store.write("raw/ok", start, np.ones(n, bool))
-
-
-# ---- capture.folder ---------------------------------------------------------------------
-class Intrinsics(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    fx: float = Field(..., gt=0)
-    fy: float = Field(..., gt=0)
-    cx: float
-    cy: float
-
-
-class FolderParams(CaptureParams):
-    path: str = Field(..., description="dataset folder")
-    layout: Literal["auto", "original", "rgbd"] = "auto"
-    depth_scale_mm: float = Field(1.0, gt=0, le=1000, description="millimetres per stored depth unit (TUM 0.2)")
-    color_glob: str | None = None
-    depth_glob: str | None = None
-    intrinsics: Intrinsics | None = None
-
-
-@register
-class FolderSource(CaptureSource):
-    kind = "capture.folder"
-    summary = "Image folders (original train|eval/{Color,Depth,Infrared} layout, TUM/Redwood/TrueDepth RGB-D)"
-    Params = FolderParams
-
-    def _list(self):
-        from facesynth.capture import image_folders as f
-
-        if not hasattr(self, "_frames"):
-            root = Path(self.params.path)
-            original = self.params.layout == "original" or (self.params.layout == "auto" and f.is_original_layout(root))
-            self._original = original
-            self._frames = f.list_original(root) if original else f.list_rgbd(root, self.params.color_glob,
-                                                                                self.params.depth_glob)
-        return self._frames
-
-    def plan(self) -> SourcePlan:
-        from facesynth.capture import image_folders as f
-
-        frames = self._list()
-        rgb, _, ir = f.load_frame(frames[0], self.params.depth_scale_mm)
-        h, w = rgb.shape[:2]
-        intr = (dict(self.params.intrinsics.model_dump(), width=w, height=h) if self.params.intrinsics
-                else f.nominal_intrinsics(w, h))
-        return SourcePlan(available=len(frames), height=h, width=w, has_ir=ir is not None, intrinsics=intr,
-                          calibration=None,
-                          capture={"source": self.kind, "path": str(Path(self.params.path).resolve()),
-                                   "layout": "original" if self._original else "rgbd",
-                                   "depth_scale_mm": self.params.depth_scale_mm})
-
-    def frames(self, start: int) -> Iterator[Frame]:
-        from facesynth.capture import image_folders as f
-
-        frames = self._list()
-        shape = None
-        for i in range(start, len(frames)):
-            rgb, depth, ir = f.load_frame(frames[i], self.params.depth_scale_mm)
-            if shape is None:
-                shape = rgb.shape
-            elif rgb.shape != shape:
-                raise InputDataError(f"{frames[i].color}: image is {rgb.shape[1]}x{rgb.shape[0]}, "
-                                     f"earlier frames are {shape[1]}x{shape[0]}")
-            yield Frame(i, i, rgb, depth, ir)
-
-    def default_split(self, frame: Frame) -> int | None:
-        return self._list()[frame.index].split if self._original else None
-
-
-# ---- capture.kinect ---------------------------------------------------------------------
-class KinectParams(CaptureParams):
-    gate: bool = True
-    device: int = Field(0, ge=0, le=16)
-    color_resolution: Literal["720P", "1080P", "1440P", "1536P", "2160P", "3072P"] = "720P"
-    depth_mode: Literal["NFOV_UNBINNED", "NFOV_2X2BINNED", "WFOV_2X2BINNED", "WFOV_UNBINNED"] = "NFOV_UNBINNED"
-    fps: Literal[5, 15, 30] = 30
-    warmup_frames: int = Field(15, ge=0, le=1000, description="frames dropped while exposure settles")
-    max_step_mm: float = Field(50.0, ge=0, le=10_000)
-    threads: int = Field(1, ge=0, le=256, description="registration threads (0: all cores)")
-    register_ir: bool = True
-
-
-@register
-class KinectSource(CaptureSource):
-    kind = "capture.kinect"
-    summary = "Live Azure Kinect (pyk4a, extra [kinect]) -> colour + registered depth/IR, gated like the original"
-    Params = KinectParams
-
-    def _device(self):
-        if not hasattr(self, "_dev"):
-            from facesynth.capture.kinect_live import open_device
-
-            p = self.params
-            self._dev = open_device(p.device, p.color_resolution, p.depth_mode, p.fps)
-        return self._dev
-
-    def plan(self) -> SourcePlan:
-        from facesynth.capture.registration import Registration
-
-        dev = self._device()
-        self._reg = Registration(dev.calibration, max_step_mm=self.params.max_step_mm, threads=self.params.threads)
-        cal = dev.calibration
-        return SourcePlan(available=None, height=cal.color.height, width=cal.color.width,
-                          has_ir=self.params.register_ir, intrinsics=cal.color.intrinsics(),
-                          calibration=cal.to_dict(),
-                          capture={"source": self.kind, "device": self.params.device, "fps": self.params.fps,
-                                   "depth_mode": cal.depth_mode, "color_mode": cal.color_mode,
-                                   "serial": dev.serial})
-
-    def frames(self, start: int) -> Iterator[Frame]:
-        dev = self._device()
-        for i, (ts, rgb, depth, ir) in enumerate(dev.captures(skip=self.params.warmup_frames)):
-            reg_depth, extra = self._reg.register(depth, *([ir] if self.params.register_ir else []))
-            yield Frame(start + i, ts, rgb, reg_depth, extra[0] if extra else None)
-
-    async def close(self) -> None:
-        dev = getattr(self, "_dev", None)
-        if dev is not None:
-            dev.close()

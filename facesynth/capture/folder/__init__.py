@@ -1,0 +1,1 @@
+"""Image folders: the original tool's dataset layout and RGB-D image pairs."""

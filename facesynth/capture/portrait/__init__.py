@@ -1,0 +1,1 @@
+"""iPhone TrueDepth portrait photos (HEIC or MPO JPEG with a depth map)."""
