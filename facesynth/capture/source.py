@@ -57,6 +57,10 @@ class SourcePlan:
     intrinsics: dict
     calibration: dict | None
     capture: dict
+    #: where the depth came from, recorded as the store attribute `depth_source`: the sensor's name
+    #: ("azure_kinect", "truedepth", ...), "sensor" when a folder does not say, or "face_mesh" for a
+    #: colour-only source whose depth is estimated (every figure made from it must say so)
+    depth_source: str = "sensor"
 
 
 def _face_probe() -> Callable[[np.ndarray], tuple[int, Any]]:
@@ -128,7 +132,7 @@ class CaptureSource(Node):
         capture = dict(plan.capture, node=self.ctx.node_id, frames_planned=capacity,
                        counts={"train": p.frames.train, "eval": p.frames.eval},
                        gate={"faces": p.gate, "max_angle_deg": p.max_angle_deg, "eval_every": p.eval_every})
-        attrs: dict[str, Any] = {"intrinsics": plan.intrinsics, "capture": capture}
+        attrs: dict[str, Any] = {"intrinsics": plan.intrinsics, "capture": capture, "depth_source": plan.depth_source}
         if plan.calibration is not None:
             attrs["calibration"] = plan.calibration
         store.update_attrs(**attrs)

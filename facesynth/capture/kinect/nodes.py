@@ -61,7 +61,7 @@ class RecordingSource(CaptureSource):
         available = rec.count_frames()
         return SourcePlan(available=available, height=h, width=w,
                           has_ir=self.params.register_ir and "ir" in rec.tracks,
-                          intrinsics=cal.color.intrinsics(), calibration=cal.to_dict(),
+                          intrinsics=cal.color.intrinsics(), calibration=cal.to_dict(), depth_source="azure_kinect",
                           capture={"source": self.kind, "path": str(Path(self.params.path).resolve()),
                                    "recording": recording_identity(rec.path, rec.calibration_json, rec.frames_digest),
                                    "depth_mode": cal.depth_mode, "color_mode": cal.color_mode,
@@ -127,7 +127,7 @@ class KinectSource(CaptureSource):
         cal = dev.calibration
         return SourcePlan(available=None, height=cal.color.height, width=cal.color.width,
                           has_ir=self.params.register_ir, intrinsics=cal.color.intrinsics(),
-                          calibration=cal.to_dict(),
+                          calibration=cal.to_dict(), depth_source="azure_kinect",
                           capture={"source": self.kind, "device": self.params.device, "fps": self.params.fps,
                                    "depth_mode": cal.depth_mode, "color_mode": cal.color_mode,
                                    "serial": dev.serial})

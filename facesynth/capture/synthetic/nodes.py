@@ -78,7 +78,7 @@ class SyntheticSource(Node):
         store.ensure_array("raw/ok", total, (), bool, fill_value=False)
         store.ensure_array("raw/timestamp_us", total, (), np.int64)
         store.ensure_array("raw/landmarks_true", total, (70, 2), np.float32, fill_value=np.nan)
-        store.update_attrs(intrinsics=cam.to_dict(), capture=capture)
+        store.update_attrs(intrinsics=cam.to_dict(), capture=capture, depth_source="synthetic")
         self.ctx.report("plan", total=-(-total // cf))
         sequence = sample_sequence(p.seed, total, p.fps)
         last_report = 0.0
