@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import numpy as np
 
@@ -45,7 +46,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Exit 0 when the store is intact, 1 when damage was found (its progress cleared for a rerun)."""
     from facesynth.store.check import check_store
 
-    report = check_store(args.path, repair=not args.dry_run)
+    report = check_store(args.path, repair=not args.dry_run,
+                         say=lambda line: print(f"  ... {line}", file=sys.stderr, flush=True))
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, default=str))
         return 0 if report.clean else 1

@@ -8,7 +8,6 @@ Both kinds are raised as StoreDamaged naming the array, the chunk and its frames
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -16,6 +15,8 @@ import numpy as np
 import zarr
 
 from facesynth.errors import StoreDamaged
+from facesynth.input_files import InputFileError
+from facesynth.store.zarr_limits import read_node_metadata
 
 
 def repair_hint(store_path: str | Path) -> str:
@@ -66,26 +67,25 @@ def missing_chunks(store_path: str | Path, name: str, arr: zarr.Array, ok: np.nd
     return out
 
 
-def array_dirs(root: Path) -> tuple[list[str], list[str]]:
-    """Array names under the store, and names whose zarr.json does not parse (walked on disk)."""
-    arrays, broken = [], []
+def array_dirs(root: Path) -> tuple[list[str], dict[str, str]]:
+    """Array names under the store, and {name: why} of the nodes whose zarr.json cannot be read
+    (not a regular file, over its size limit, not JSON); walked on disk, no Zarr node is opened."""
+    arrays, broken = [], {}
     for dirpath, dirnames, filenames in os.walk(root):
         rel = Path(dirpath).relative_to(root)
         if rel.parts and rel.parts[0] == "_progress":
             dirnames[:] = []
             continue
-        if "zarr.json" not in filenames or not rel.parts:
+        if "zarr.json" not in filenames + dirnames or not rel.parts:
             continue
-        try:
-            meta = json.loads((Path(dirpath) / "zarr.json").read_text(encoding="utf-8"))
-            node_type = meta.get("node_type") if isinstance(meta, dict) else None
-        except (OSError, ValueError, UnicodeDecodeError):
-            node_type = "broken"
         name = "/".join(rel.parts)
-        if node_type == "array":
+        try:
+            meta = read_node_metadata(root, name)
+        except (OSError, InputFileError) as exc:
+            broken[name] = str(exc)
+            dirnames[:] = []
+            continue
+        if meta.get("node_type") == "array":
             arrays.append(name)
             dirnames[:] = []
-        elif node_type == "broken":
-            broken.append(name)
-            dirnames[:] = []
-    return sorted(arrays), sorted(broken)
+    return sorted(arrays), dict(sorted(broken.items()))
