@@ -7,13 +7,24 @@ import sys
 
 import numpy as np
 
+from facesynth.errors import StoreError
 from facesynth.store.frame_store import FrameStore
+from facesynth.store.marker import marker_problem, read_marker
 from facesynth.store.progress import Progress
 
 
 def store_info(path: str) -> dict:
-    """Arrays, ok-frame counts, progress and attributes; damage is a StoreError, never a traceback."""
+    """Arrays, ok-frame counts, progress and attributes; damage is a StoreError, never a traceback.
+    A marker that cannot be read does not stop it (reads do not need it): it is named in `warnings`."""
     store = FrameStore.open(path, mode="r")
+    warnings = []
+    try:
+        problem = marker_problem(path) if read_marker(path) is not None else None
+    except StoreError as exc:
+        problem = str(exc)
+    if problem:
+        warnings.append(f"{problem}; runs will not write to this store until `facesynth store check {path}` "
+                        "repairs it")
     arrays = {}
     for name in store.names():
         arr = store.array(name)
@@ -22,11 +33,13 @@ def store_info(path: str) -> dict:
             arrays[name]["frames_ok"] = int(np.count_nonzero(store.read(name)))
     attrs = {k: v for k, v in store.attrs.items() if k != "calibration"}
     return {"path": str(path), "chunk_frames": store.chunk_frames, "arrays": arrays,
-            "progress_chunks": Progress(path).summary(), "attrs": attrs}
+            "progress_chunks": Progress(path).summary(), "attrs": attrs, "warnings": warnings}
 
 
 def cmd_info(args: argparse.Namespace) -> int:
     info = store_info(args.path)
+    for warning in info["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return 0

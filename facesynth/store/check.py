@@ -27,7 +27,7 @@ from facesynth.input_files import KB, InputFileError, check_regular, parse_json
 from facesynth.store.checked_zarr import open_array, open_root
 from facesynth.store.damage import array_dirs, chunk_file, chunk_frames_of
 from facesynth.store.frame_store import FrameStore
-from facesynth.store.lock import StoreLock
+from facesynth.store.lock import LOCK, StoreLock, read_owner
 from facesynth.store.marker import MARKER, marker_problem, read_marker, root_attributes, write_marker
 from facesynth.store.progress import Progress
 
@@ -37,7 +37,7 @@ MAX_LOG_LINE = 256 * KB  # a run log's first line (run_start) as written: a few 
 
 @dataclass
 class StoreProblem:
-    kind: str  # missing_chunk | corrupt_chunk | corrupt_array_metadata | corrupt_progress | corrupt_root | corrupt_marker
+    kind: str  # missing_chunk | corrupt_chunk | corrupt_array_metadata | corrupt_progress | corrupt_root | corrupt_marker | corrupt_lock
     message: str
     array: str | None = None
     chunk: int | None = None
@@ -278,6 +278,15 @@ def _check_marker(p: Path, report: CheckReport) -> None:
         report.problems.append(StoreProblem("corrupt_marker", problem, file=str(p / MARKER)))
 
 
+def _check_lock(p: Path, report: CheckReport) -> None:
+    """A lock file no run could have written (not a regular file, too large) is reported: runs and
+    repairs refuse to take it over, so it has to go by hand."""
+    try:
+        read_owner(p / LOCK)
+    except StoreLockedError as exc:
+        report.problems.append(StoreProblem("corrupt_lock", str(exc), file=str(p / LOCK)))
+
+
 def _scan_progress(progress: Progress, report: CheckReport, records: dict[str, list[dict]],
                    claims: dict[str, list[tuple[int, int]]]) -> None:
     for node in progress.nodes():
@@ -307,6 +316,7 @@ def check_store(path: str | os.PathLike, repair: bool = True, say: Callable[[str
     if not p.is_dir():
         raise NotAStoreError(f"no store at {p} (not a directory)")
     _check_marker(p, report)
+    _check_lock(p, report)
     try:
         store = FrameStore.open(p, mode="r")
     except StoreDamaged as exc:
