@@ -25,7 +25,7 @@ import zarr
 from facesynth.errors import NotAStoreError, StoreDamaged, StoreError, StoreLockedError
 from facesynth.input_files import KB, InputFileError, check_regular, parse_json
 from facesynth.store.checked_zarr import open_array, open_root
-from facesynth.store.damage import array_dirs, chunk_file, chunk_frames_of
+from facesynth.store.damage import array_dirs, chunk_file, chunk_frames_of, n_chunks, present_chunks
 from facesynth.store.frame_store import FrameStore
 from facesynth.store.lock import LOCK, StoreLock, read_owner
 from facesynth.store.marker import MARKER, marker_problem, read_marker, root_attributes, write_marker
@@ -121,22 +121,6 @@ class _Ticker:
             self.say(f"checked {self.done:,} of {self.total:,} chunks (now '{name}')")
 
 
-def present_chunks(path: Path, name: str, arr: zarr.Array) -> list[int]:
-    """Indices of the chunks of `name` that have a file (listed from its c/ folder, so the work is
-    bounded by what is on disk, not by the shape its metadata declares)."""
-    n = _n_chunks(arr)
-    try:
-        entries = [e.name for e in os.scandir(path / name / "c")]
-    except OSError:
-        return []
-    found = sorted(int(e) for e in entries if e.isdigit() and len(e) < 12 and int(e) < n)
-    return [i for i in found if os.path.lexists(chunk_file(path, name, arr, i))]
-
-
-def _n_chunks(arr: zarr.Array) -> int:
-    return -(-int(arr.shape[0]) // int(arr.chunks[0]))
-
-
 def _chunks_of(frames: np.ndarray, cf: int) -> set[int]:
     """Chunks (of `cf` frames) holding a frame marked in the per-frame boolean `frames`."""
     pad = np.zeros(-(-len(frames) // cf) * cf, bool)
@@ -182,7 +166,7 @@ def _plan_arrays(store: FrameStore, report: CheckReport, claims: dict[str, list[
         todo = set(present_chunks(path, name, arr))
         if store.checks_chunks:  # a store from before markers may leave all-fill chunks unwritten
             todo |= _chunks_of(ok, cf) | _chunks_of(claimed, cf)
-        plans.append((name, arr, sorted(i for i in todo if i < _n_chunks(arr)), ok, claimed))
+        plans.append((name, arr, sorted(i for i in todo if i < n_chunks(arr)), ok, claimed))
     return plans
 
 

@@ -35,6 +35,23 @@ def chunk_frames_of(arr: zarr.Array, index: int) -> tuple[int, int]:
     return index * cf, min((index + 1) * cf, int(arr.shape[0]))
 
 
+def present_chunks(path: Path, name: str, arr: zarr.Array) -> list[int]:
+    """Indices of the chunks of `name` that have a file (listed from its c/ folder, so the work is
+    bounded by what is on disk, not by the shape its metadata declares)."""
+    n = n_chunks(arr)
+    try:
+        entries = [e.name for e in os.scandir(path / name / "c")]
+    except OSError:
+        return []
+    found = sorted(int(e) for e in entries if e.isdigit() and len(e) < 12 and int(e) < n)
+    return [i for i in found if os.path.lexists(chunk_file(path, name, arr, i))]
+
+
+def n_chunks(arr: zarr.Array) -> int:
+    """Chunks along the frame axis."""
+    return -(-int(arr.shape[0]) // int(arr.chunks[0]))
+
+
 def damaged(store_path: str | Path, name: str, arr: zarr.Array, index: int, problem: str) -> StoreDamaged:
     a, b = chunk_frames_of(arr, index)
     return StoreDamaged(f"store {store_path}: array '{name}' chunk {index} (frames {a}-{b}) {problem}; "

@@ -22,7 +22,7 @@ META = "zarr.json"
 
 MAX_ROOT_METADATA_BYTES = 16 * MB  # the root holds the dataset attributes (a Kinect calibration is ~10 KB)
 MAX_NODE_METADATA_BYTES = 1 * MB  # a group's or an array's zarr.json (~600 bytes as written)
-MAX_FRAMES = 2_000_000  # frames an array may declare (18 hours at 30 fps)
+MAX_FRAMES = 1_000_000  # frames an array may declare (9 hours at 30 fps)
 MAX_CHUNK_FRAMES = 4096  # the graph's store.chunk_frames range
 MAX_FRAME_AXES = 4  # axes after the frame axis (N,H,W,3 has 3)
 MAX_FRAME_AXIS = 16384  # the length of each of them (pixels, landmarks)
