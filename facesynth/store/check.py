@@ -111,8 +111,11 @@ def _rerun_command(path: Path) -> str:
 class _Ticker:
     """Says how far the check is, at most once a second (a store may hold thousands of chunks)."""
 
-    def __init__(self, say: Callable[[str], None] | None, total: int):
+    def __init__(self, say: Callable[[str], None] | None, total: int, arrays: int):
         self.say, self.total, self.done, self.last = say, total, 0, time.monotonic()
+        if say is not None:
+            say(f"checking {total:,} chunks in {arrays} arrays (the chunks on disk, and those the ok flags "
+                "or the progress log say were written)")
 
     def step(self, name: str) -> None:
         self.done += 1
@@ -174,7 +177,7 @@ def _check_arrays(store: FrameStore, report: CheckReport, claims: dict[str, list
                   say: Callable[[str], None] | None = None) -> None:
     path = store.path
     plans = _plan_arrays(store, report, claims)
-    ticker = _Ticker(say, sum(len(p[2]) for p in plans))
+    ticker = _Ticker(say, sum(len(p[2]) for p in plans), len(plans))
     for name, arr, indices, ok, claimed in plans:
         group = name.rsplit("/", 1)[0] if "/" in name else ""
         for index in indices:
