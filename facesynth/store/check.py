@@ -28,6 +28,7 @@ from facesynth.store.checked_zarr import open_array, open_root
 from facesynth.store.damage import array_dirs, chunk_file, chunk_frames_of, n_chunks, present_chunks
 from facesynth.store.frame_store import FrameStore
 from facesynth.store.lock import LOCK, StoreLock, read_owner
+from facesynth.store.paths import link_on_path
 from facesynth.store.marker import MARKER, marker_problem, read_marker, root_attributes, write_marker
 from facesynth.store.progress import Progress
 
@@ -144,9 +145,8 @@ def _plan_arrays(store: FrameStore, report: CheckReport, claims: dict[str, list[
     path = store.path
     names, broken = array_dirs(path)
     for name, why in broken.items():
-        report.problems.append(StoreProblem("corrupt_array_metadata", f"array or group '{name}' not checked: its "
-                                            f"zarr.json cannot be read ({why})", array=name,
-                                            file=str(path / name / "zarr.json")))
+        report.problems.append(StoreProblem("corrupt_array_metadata", f"array or group '{name}' not checked: {why}",
+                                            array=name, file=str(path / name / "zarr.json")))
     ok_cache: dict[str, np.ndarray | None] = {}
     plans = []
     for name in names:
@@ -324,12 +324,19 @@ def check_store(path: str | os.PathLike, repair: bool = True, say: Callable[[str
     return report
 
 
-def _remove(path: Path) -> None:
-    """Remove a damaged entry inside the store (a link is removed, never what it points to)."""
+def _remove(p: Path, path: Path, report: CheckReport) -> None:
+    """Remove a damaged entry inside the store: a link is removed, never what it points to, and
+    nothing is removed through a link on its way (that would be outside the store)."""
+    link = link_on_path(p, path.parent)
+    if link is not None:
+        report.notes.append(f"not removed: {path} is reached through the link {link}, which leads out of the "
+                            "store; remove that link yourself")
+        return
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
+    report.deleted_files.append(str(path))
 
 
 def _rewrite_marker(p: Path, report: CheckReport) -> None:
@@ -353,16 +360,13 @@ def _repair(p: Path, report: CheckReport, progress: Progress, records: dict[str,
     with StoreLock(p, f"store-check-{os.getpid()}"):  # no run may write while we edit
         for pr in report.problems:
             if pr.kind == "corrupt_chunk" and pr.file:
-                _remove(Path(pr.file))
-                report.deleted_files.append(pr.file)
+                _remove(p, Path(pr.file), report)
             elif pr.kind == "corrupt_marker":
                 _rewrite_marker(p, report)
             elif pr.kind == "corrupt_array_metadata" and pr.array:
-                _remove(p / pr.array)  # recreated by the stage that writes it
-                report.deleted_files.append(str(p / pr.array))
+                _remove(p, p / pr.array, report)  # recreated by the stage that writes it
             elif pr.kind == "corrupt_progress" and pr.file and pr.lines is None:  # refused unread: its work is redone
-                _remove(Path(pr.file))
-                report.deleted_files.append(pr.file)
+                _remove(p, Path(pr.file), report)
                 damaged_progress.discard(Path(pr.file).stem)
         for node in sorted(set(drop) | damaged_progress):
             if node in records:

@@ -116,7 +116,8 @@ def open_root(path: str | os.PathLike, mode: str) -> zarr.Group:
     """The store's root group through a CheckedLocalStore (InputFileError as StoreDamaged)."""
     p = Path(path)
     try:
-        return zarr.open_group(store=CheckedLocalStore(p, read_only=mode == "r"), mode=mode, zarr_format=3)
+        return zarr.open_group(store=CheckedLocalStore(p, read_only=mode == "r"), mode=mode, zarr_format=3,
+                               use_consolidated=False)  # every array's own zarr.json is read, and checked
     except InputFileError as exc:
         raise _as_store_damaged(p, exc) from None
 

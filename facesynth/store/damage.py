@@ -86,13 +86,18 @@ def missing_chunks(store_path: str | Path, name: str, arr: zarr.Array, ok: np.nd
 
 def array_dirs(root: Path) -> tuple[list[str], dict[str, str]]:
     """Array names under the store, and {name: why} of the nodes whose zarr.json cannot be read
-    (not a regular file, over its size limit, not JSON); walked on disk, no Zarr node is opened."""
+    (not a regular file, over its size limit, not JSON) and of the folders that are links; walked
+    on disk (links not followed), no Zarr node is opened."""
     arrays, broken = [], {}
     for dirpath, dirnames, filenames in os.walk(root):
         rel = Path(dirpath).relative_to(root)
         if rel.parts and rel.parts[0] == "_progress":
             dirnames[:] = []
             continue
+        for d in [d for d in dirnames if (Path(dirpath) / d).is_symlink()]:  # never walked into
+            if rel.parts or d != "_progress":
+                broken["/".join((*rel.parts, d))] = (f"it is a link to {os.readlink(Path(dirpath) / d)}, not a "
+                                                     "folder facesynth wrote (it writes no links in a store)")
         if "zarr.json" not in filenames + dirnames or not rel.parts:
             continue
         name = "/".join(rel.parts)

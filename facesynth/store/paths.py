@@ -60,3 +60,19 @@ def store_path_problem(path: str | os.PathLike) -> str | None:
         return f"store path {p} is not a facesynth store: {why}; facesynth will not write there"
     return (f"store path {p} is an existing directory that is not a facesynth store (it has no {MARKER}); "
             "facesynth writes only into a new directory or a store it made")
+
+
+def link_on_path(store: str | os.PathLike, path: str | os.PathLike) -> Path | None:
+    """The first symbolic link on the way from `store` (excluded) to `path` (included), or None.
+    facesynth writes no links in a store: what it edits or removes through one would be outside it."""
+    store, path = Path(store), Path(path)
+    try:
+        rel = path.relative_to(store)
+    except ValueError:
+        return path
+    here = store
+    for part in rel.parts:
+        here = here / part
+        if here.is_symlink():
+            return here
+    return None

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from facesynth.errors import StoreDamaged
 from facesynth.input_files import MB, InputFileError, read_bytes
+from facesynth.store.paths import link_on_path
 
 MAX_PROGRESS_BYTES = 64 * MB  # ~120 bytes a finished chunk: 500,000 chunks
 
@@ -53,6 +54,11 @@ class Progress:
     def scan(self, node_id: str) -> ProgressScan:
         f = self._file(node_id)
         out = ProgressScan()
+        link = link_on_path(self.dir.parent, f)
+        if link is not None:  # runs append to this file: never through a link, to somewhere else
+            raise StoreDamaged(f"{f}: the progress file is reached through the link {link} (facesynth writes no "
+                               f"links in a store); refused; `facesynth store check {self.dir.parent}` reports it",
+                               array=f"_progress/{f.name}")
         try:  # a link to /dev/zero, a FIFO or a 20 GB file is refused by its metadata, never read
             data = read_bytes(f, MAX_PROGRESS_BYTES, "progress file")
         except FileNotFoundError:

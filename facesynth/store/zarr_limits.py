@@ -23,7 +23,7 @@ META = "zarr.json"
 MAX_ROOT_METADATA_BYTES = 16 * MB  # the root holds the dataset attributes (a Kinect calibration is ~10 KB)
 MAX_NODE_METADATA_BYTES = 1 * MB  # a group's or an array's zarr.json (~600 bytes as written)
 MAX_FRAMES = 1_000_000  # frames an array may declare (9 hours at 30 fps)
-MAX_CHUNK_FRAMES = 4096  # the graph's store.chunk_frames range
+MAX_CHUNK_FRAMES = 4096  # also the graph's store.chunk_frames range (graph/spec.py)
 MAX_FRAME_AXES = 4  # axes after the frame axis (N,H,W,3 has 3)
 MAX_FRAME_AXIS = 16384  # the length of each of them (pixels, landmarks)
 MAX_CHUNK_BYTES = 1 * GB  # one chunk, decompressed: what one read may allocate
@@ -80,6 +80,8 @@ def check_group_metadata(meta: Any, file: str | Path, name: str = "") -> int | N
     attrs = meta.get("attributes", {})
     if not isinstance(attrs, dict):
         raise refused(file, name, "its attributes are not a JSON object")
+    if meta.get("consolidated_metadata") is not None:  # other arrays' metadata, which would go unchecked
+        raise refused(file, name, "it holds consolidated metadata, which facesynth never writes")
     cf = attrs.get("chunk_frames")
     if cf is None or name:
         return None

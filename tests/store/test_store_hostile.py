@@ -157,6 +157,8 @@ def test_a_bomb_chunk_is_refused_before_it_is_decompressed(tmp_path, bench_store
 KINDS = {"dev_zero": "is a device, not a regular file", "fifo": "is a FIFO, not a regular file",
          "sparse": "is 20.0 GB, more than the limit of"}
 ROTATIONS = [("dev_zero", "fifo", "sparse"), ("fifo", "sparse", "dev_zero"), ("sparse", "dev_zero", "fifo")]
+# runs append to progress files: a link there (to /dev/zero or anything) is refused as a link
+PROGRESS_KINDS = {**KINDS, "dev_zero": "is reached through the link"}
 
 
 @pytest.mark.parametrize("marker_lock, src, blur", ROTATIONS, ids=[r[0] for r in ROTATIONS])
@@ -172,8 +174,10 @@ def test_store_check_names_each_hostile_store_file(tmp_path, bench_store, marker
     assert_bounded(out, wall, cpu, rss)
     assert f"store marker {store}/facesynth_store.json: the store marker {KINDS[marker_lock]}" in out
     assert f"store lock {store}/facesynth_run.lock: the lock file {KINDS[marker_lock]}" in out
-    assert f"progress of node 'src' not checked: {store}/_progress/src.jsonl: the progress file {KINDS[src]}" in out
-    assert f"progress of node 'blur' not checked: {store}/_progress/blur.jsonl: the progress file {KINDS[blur]}" in out
+    assert f"progress of node 'src' not checked: {store}/_progress/src.jsonl: the progress file {PROGRESS_KINDS[src]}" \
+           in out
+    assert f"progress of node 'blur' not checked: {store}/_progress/blur.jsonl: the progress file " \
+           f"{PROGRESS_KINDS[blur]}" in out
     assert "not repaired" in out  # a lock no run wrote is never taken over: nothing is changed
     for name, kind in [("facesynth_store.json", marker_lock), ("_progress/src.jsonl", src), ("_progress/blur.jsonl", blur)]:
         assert still(store / name, kind), name
@@ -207,8 +211,9 @@ def test_a_hostile_root_zarr_json_is_named(tmp_path, bench_store, kind, command)
     ("facesynth_store.json", "store info", 0, "warning: store marker {f}: the store marker is a device"),
     ("facesynth_run.lock", "graph run", 1, "store lock {f}: the lock file is a device, not a regular file; refused; "
                                            "facesynth neither reads nor takes over such a lock"),
-    ("_progress/blur.jsonl", "graph run", 1, "{f}: the progress file is a device"),
-    ("_progress/blur.jsonl", "store info", 1, "{f}: the progress file is a device"),
+    ("_progress/blur.jsonl", "graph run", 1, "{f}: the progress file is reached through the link {f} (facesynth "
+                                             "writes no links in a store); refused"),
+    ("_progress/blur.jsonl", "store info", 1, "{f}: the progress file is reached through the link"),
 ])
 def test_hostile_store_files_in_runs_and_info(tmp_path, capsys, bench_store, what, command, code, words):
     store, graph = copy_of(bench_store, tmp_path)
@@ -268,6 +273,22 @@ def test_array_metadata_not_as_facesynth_writes_it_is_refused(tmp_path, capsys, 
     assert words in out
 
 
+def test_consolidated_metadata_is_refused(tmp_path, capsys, bench_store):
+    """Zarr would take every array's metadata from the root's consolidated copy, unchecked."""
+    import warnings
+
+    import zarr
+
+    store, _ = copy_of(bench_store, tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        zarr.consolidate_metadata(str(store))
+    assert "consolidated_metadata" in json.loads((store / "zarr.json").read_text())
+    assert main(["store", "info", str(store)]) == 1
+    err = capsys.readouterr().err
+    assert f"{store}/zarr.json: it holds consolidated metadata, which facesynth never writes" in err, err
+
+
 def test_a_million_declared_frames_over_two_chunks_are_read_from_the_disk(tmp_path):
     """Within the limits, a huge declared shape costs a directory listing: `store info` counts the
     ok frames of a 1,000,000-frame, 1-frame-chunk array (Zarr would ask for 10^6 chunks) quickly."""
@@ -322,6 +343,32 @@ def test_a_runs_file_beside_the_store_is_a_clear_error(tmp_path, capsys):
         err = capsys.readouterr().err
         assert f"{store}.runs, where its run logs go, is a file, not a directory" in err and "Traceback" not in err
     assert Path(f"{store}.runs").read_text() == "not a folder"
+
+
+def test_nothing_outside_the_store_is_written_or_removed_through_a_link(tmp_path, capsys, bench_store):
+    """A downloaded store may hold links (facesynth writes none): a progress file linked to a user's
+    file is refused by runs (which append to progress files) and only the link is removed by
+    `store check`; a linked folder is reported and only the link removed, never what it leads to."""
+    store, graph = copy_of(bench_store, tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    notes = outside / "notes.jsonl"
+    notes.write_text('{"mine": 1}\nnot json\n')
+    (store / "_progress" / "blur.jsonl").unlink()
+    (store / "_progress" / "blur.jsonl").symlink_to(notes)
+    shutil.move(store / "bench", outside / "bench")
+    (store / "bench").symlink_to(outside / "bench")
+    chunk_path(outside, "bench/frames", 1, 3).write_bytes(b"damaged")
+    assert main(["graph", "run", graph, "--local", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert f"{store}/_progress/blur.jsonl: the progress file is reached through the link" in err, err
+    assert main(["store", "check", str(store)]) == 1
+    out = capsys.readouterr().out
+    assert f"array or group 'bench' not checked: it is a link to {outside}/bench, not a folder" in out, out
+    assert notes.read_text() == '{"mine": 1}\nnot json\n'  # neither appended to nor rewritten
+    assert chunk_path(outside, "bench/frames", 1, 3).read_bytes() == b"damaged"  # only the link was removed
+    assert not (store / "bench").is_symlink() and (outside / "bench" / "frames" / "zarr.json").is_file()
+    assert not (store / "_progress" / "blur.jsonl").exists() and not (store / "_progress" / "blur.jsonl").is_symlink()
 
 
 def test_a_forged_marker_does_not_make_a_store(tmp_path, capsys, bench_store):
