@@ -148,24 +148,23 @@ def load_frame(frame: FramePaths, depth_scale_mm: float = 1.0, registration: Sca
     must be at the registration's depth size and are mapped onto the colour pixels."""
     rgb = read_color(frame.color)
     raw = read_u16(frame.depth, "depth")
-    ir = read_u16(frame.ir, "infrared") if frame.ir is not None else None
-    if ir is not None and ir.shape != raw.shape:
-        raise InputDataError(f"{frame.ir}: infrared is {ir.shape[1]}x{ir.shape[0]}, depth {raw.shape[1]}x{raw.shape[0]}")
-    if registration is not None:
-        if rgb.shape[:2] != registration.color_shape:
-            raise InputDataError(f"{frame.color}: image is {rgb.shape[1]}x{rgb.shape[0]}, the intrinsics are for "
-                                 f"{registration.color_shape[1]}x{registration.color_shape[0]}")
-        if raw.shape != registration.depth_shape:
-            raise InputDataError(f"{frame.depth}: depth is {raw.shape[1]}x{raw.shape[0]}, the depth intrinsics are "
-                                 f"for {registration.depth_shape[1]}x{registration.depth_shape[0]}")
-        depth = registration.apply(raw if depth_scale_mm == 1.0 else to_mm_u16(raw, depth_scale_mm))
-        return rgb, depth, registration.apply(ir) if ir is not None else None
-    if raw.shape != rgb.shape[:2]:
+    if registration is None and raw.shape != rgb.shape[:2]:
         raise InputDataError(f"{frame.depth}: depth is {raw.shape[1]}x{raw.shape[0]} but {frame.color.name} is "
                              f"{rgb.shape[1]}x{rgb.shape[0]}; give the depth camera's intrinsics (param "
                              "depth_intrinsics, or a camera JSON beside the frames) or register depth to colour first")
+    ir = read_u16(frame.ir, "infrared") if frame.ir is not None else None
+    if ir is not None and ir.shape != raw.shape:
+        raise InputDataError(f"{frame.ir}: infrared is {ir.shape[1]}x{ir.shape[0]}, depth {raw.shape[1]}x{raw.shape[0]}")
     depth = raw if depth_scale_mm == 1.0 else to_mm_u16(raw, depth_scale_mm)
-    return rgb, depth, ir
+    if registration is None:
+        return rgb, depth, ir
+    if rgb.shape[:2] != registration.color_shape:
+        raise InputDataError(f"{frame.color}: image is {rgb.shape[1]}x{rgb.shape[0]}, the intrinsics are for "
+                             f"{registration.color_shape[1]}x{registration.color_shape[0]}")
+    if raw.shape != registration.depth_shape:
+        raise InputDataError(f"{frame.depth}: depth is {raw.shape[1]}x{raw.shape[0]}, the depth intrinsics are "
+                             f"for {registration.depth_shape[1]}x{registration.depth_shape[0]}")
+    return rgb, registration.apply(depth), registration.apply(ir) if ir is not None else None
 
 
 def image_size(path: Path) -> tuple[int, int]:
