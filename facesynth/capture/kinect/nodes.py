@@ -63,11 +63,9 @@ class RecordingSource(CaptureSource):
                                    "tags": rec.tags, "on_error": self.params.on_error})
 
     def check_store(self, store, plan: SourcePlan) -> None:
-        from facesynth.capture.recording_identity import check_same_recording
+        from facesynth.capture.recording_identity import check_store_recording
 
-        stored = store.attrs.get("capture")
-        check_same_recording(str(store.path), stored.get("recording") if isinstance(stored, dict) else None,
-                             plan.capture["recording"])
+        check_store_recording(store, plan.capture.get("recording"))
 
     def frames(self, start: int) -> Iterator[Frame]:
         rec, _, reg = self._open()

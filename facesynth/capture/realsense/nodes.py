@@ -51,12 +51,9 @@ class RealSenseSource(CaptureSource):
                           capture=capture)
 
     def check_store(self, store, plan: SourcePlan) -> None:
-        from facesynth.capture.recording_identity import check_same_recording
+        from facesynth.capture.recording_identity import check_store_recording
 
-        if "recording" in plan.capture:
-            stored = store.attrs.get("capture")
-            check_same_recording(str(store.path), stored.get("recording") if isinstance(stored, dict) else None,
-                                 plan.capture["recording"])
+        check_store_recording(store, plan.capture.get("recording"))
 
     def frames(self, start: int) -> Iterator[Frame]:
         dev = self._device()

@@ -77,13 +77,9 @@ class Record3dSource(CaptureSource):
                                    "min_confidence": p.min_confidence, "on_error": p.on_error})
 
     def check_store(self, store, plan: SourcePlan) -> None:
-        from facesynth.capture.recording_identity import check_same_recording
+        from facesynth.capture.recording_identity import check_store_recording
 
-        if "recording" not in plan.capture:
-            return  # a live phone: nothing to tie the store to
-        stored = store.attrs.get("capture")
-        check_same_recording(str(store.path), stored.get("recording") if isinstance(stored, dict) else None,
-                             plan.capture["recording"])
+        check_store_recording(store, plan.capture.get("recording"))
 
     def frames(self, start: int) -> Iterator[Frame]:
         from facesynth.capture.depth_scaling import to_mm_u16
