@@ -167,3 +167,31 @@ def test_lzfse_output_is_bounded():
     assert lb._bounded_decoder() is not None  # this platform's binding exports the bounded decoder
     with pytest.raises(lb.LzfseDamage, match="not an LZFSE stream"):
         lb.decode(b"PK\x03\x04" + bytes(100), expected)
+
+
+def test_a_file_that_is_no_export_is_an_input_error(tmp_path, members):
+    """Whole-file problems are not frame damage: the export cannot be read, and the error says why."""
+    from facesynth.capture.record3d.export import Record3dExport
+
+    def export_with(metadata: bytes) -> Path:
+        return write_r3d(tmp_path / "m.r3d", dict(members, metadata=metadata))
+
+    meta = json.loads(members["metadata"])
+    cases = {
+        b"not json": "not valid JSON",
+        b"[" * 100 + b"]" * 100: "nests 100 levels",
+        json.dumps(dict(meta, K=meta["K"][:8])).encode(): "`K` must be the 9 numbers",
+        json.dumps({k: v for k, v in meta.items() if k != "w"}).encode(): "`w` is None",
+        json.dumps(dict(meta, K=[0] * 9)).encode(): "are not a camera",
+    }
+    for metadata, why in cases.items():
+        with pytest.raises(InputDataError, match=why):
+            Record3dExport(export_with(metadata))
+    (tmp_path / "x.r3d").write_bytes(b"PK\x03\x04" + bytes(200))
+    with pytest.raises(InputDataError, match="not a readable Record3D export"):
+        Record3dExport(tmp_path / "x.r3d")
+    with pytest.raises(InputDataError, match="no such Record3D export"):
+        Record3dExport(tmp_path / "missing.r3d")
+    write_r3d(tmp_path / "nometa.r3d", {k: v for k, v in members.items() if k != "metadata"})
+    with pytest.raises(InputDataError, match="no `metadata` member"):
+        Record3dExport(tmp_path / "nometa.r3d")

@@ -252,6 +252,7 @@ class Record3dExport:
         if self.depth_shape is not None:
             return self.depth_shape
         h, w = self.color_shape
+        why = f"none of the first {tries} depth maps decodes"
         for number in [n for n in self.numbers if "depth" in self._parts[n]][:tries]:
             try:
                 raw = self._depth_bytes(number, 4 * h * w)
@@ -262,10 +263,9 @@ class Record3dExport:
             if dw and px % dw == 0 and same_aspect((px // dw, dw), (h, w)):
                 self.depth_shape = (px // dw, dw)
                 return self.depth_shape
-            raise InputDataError(f"{self.path}: the metadata gives no depth size (dw, dh) and frame {number}'s "
-                                 f"{len(raw)} depth bytes are no float32 map with the colour's {w}x{h} aspect")
-        raise InputDataError(f"{self.path}: the metadata gives no depth size (dw, dh) and none of the first "
-                             f"{tries} depth maps decodes to infer it")
+            why = (f"frame {number}'s {len(raw)} depth bytes are no float32 map with the colour's "
+                   f"{w}x{h} aspect ratio")
+        raise InputDataError(f"{self.path}: the metadata gives no depth size (dw, dh) and {why}")
 
     def _depth_bytes(self, number: int, expected: int) -> bytes:
         data = self._members.read(f"rgbd/{number}.depth", expected + 4096)
