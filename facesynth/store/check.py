@@ -38,7 +38,9 @@ MAX_LOG_LINE = 256 * KB  # a run log's first line (run_start) as written: a few 
 
 @dataclass
 class StoreProblem:
-    kind: str  # missing_chunk | corrupt_chunk | corrupt_array_metadata | corrupt_progress | corrupt_root | corrupt_marker | corrupt_lock
+    # missing_chunk | corrupt_chunk | corrupt_array_metadata | corrupt_progress | corrupt_root | corrupt_marker
+    # | corrupt_lock
+    kind: str
     message: str
     array: str | None = None
     chunk: int | None = None

@@ -17,19 +17,10 @@ import zarr
 from zarr.storage import LocalStore
 
 from facesynth.errors import StoreDamaged
-from facesynth.input_files import InputFileError, check_regular, parse_json, read_bytes
+from facesynth.input_files import InputFileError, check_regular
 from facesynth.store import zstd_frames  # noqa: F401 - installs the bounded zstd codec
-from facesynth.store.zarr_limits import (MAX_NODE_METADATA_BYTES, MAX_ROOT_METADATA_BYTES, META, ArrayLayout,
-                                         check_array_metadata, check_group_metadata, chunk_file_limit,
-                                         read_node_metadata)
-
-
-def check_node(store: Path, name: str, meta: dict, chunk_frames: int | None) -> ArrayLayout | int | None:
-    """Check node `name`'s metadata: an array's layout, or a group's chunk_frames (root only)."""
-    file = store / name / META if name else store / META
-    if name and meta.get("node_type") == "array":
-        return check_array_metadata(meta, file, name, chunk_frames)
-    return check_group_metadata(meta, file, name)
+from facesynth.store.zarr_limits import (META, ArrayLayout, check_array_metadata, check_group_metadata,
+                                         chunk_file_limit, read_node, read_node_metadata)
 
 
 class CheckedLocalStore(LocalStore):
@@ -47,26 +38,28 @@ class CheckedLocalStore(LocalStore):
     def _root_chunk_frames(self) -> int | None:
         if not self._root_read:
             try:
-                self._chunk_frames = check_node(self.root, "", read_node_metadata(self.root), None)  # type: ignore[assignment]
+                self._check_root(read_node_metadata(self.root))
             except FileNotFoundError:
                 return None
-            self._root_read = True
         return self._chunk_frames
 
+    def _check_root(self, meta: dict) -> None:
+        self._chunk_frames = check_group_metadata(meta, self.root / META)
+        self._root_read = True
+
     def _metadata(self, name: str) -> bytes | None:
+        """The bytes of node `name`'s zarr.json ('' for the root) after its checks; None if absent."""
         file = self.root / name / META if name else self.root / META
-        limit = MAX_NODE_METADATA_BYTES if name else MAX_ROOT_METADATA_BYTES
         try:
-            data = read_bytes(file, limit, "Zarr metadata (zarr.json)")
+            data, meta = read_node(self.root, name)
         except (FileNotFoundError, NotADirectoryError):
             return None
-        meta = parse_json(data, file, what="Zarr metadata (zarr.json)")
         if not name:
-            self._chunk_frames, self._root_read = check_node(self.root, "", meta, None), True  # type: ignore[assignment]
+            self._check_root(meta)
+        elif meta.get("node_type") == "array":
+            self._layouts[name] = check_array_metadata(meta, file, name, self._root_chunk_frames())
         else:
-            found = check_node(self.root, name, meta, self._root_chunk_frames())
-            if isinstance(found, ArrayLayout):
-                self._layouts[name] = found
+            check_group_metadata(meta, file, name)
         return data
 
     def _layout_of(self, key: str) -> ArrayLayout | None:
@@ -74,10 +67,7 @@ class CheckedLocalStore(LocalStore):
         name = next((n for n in self._layouts if key.startswith(n + "/c/")), None)
         if name is None and "/c/" in key:
             name = key.rsplit("/c/", 1)[0]
-            try:
-                self._metadata(name)
-            except FileNotFoundError:
-                return None
+            self._metadata(name)
         return self._layouts.get(name) if name else None
 
     def _check_file(self, key: str) -> bool:

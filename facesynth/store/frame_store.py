@@ -243,15 +243,17 @@ class FrameStore:
                        present: list[int] | None = None) -> None:
         """Raise StoreDamaged if a chunk of [start, stop) whose frames are flagged ok has no file
         (Zarr would have returned fill values for it). Costs a stat per chunk (a listing, for a read
-        of many); the ok flags are read only for a chunk without a file. Writers write a chunk's `<group>/ok` last, so a
-        reader meeting a chunk another replica is still writing never takes it for damage."""
+        of many); the ok flags are read only for a chunk without a file. Writers write a chunk's
+        `<group>/ok` last, so a reader meeting a chunk another replica is still writing never takes
+        it for damage."""
         group = name.rsplit("/", 1)[0] if "/" in name else ""
         ok_name = f"{group}/ok"
         if not group or name == ok_name:
             return
         cf = int(arr.chunks[0])
         if present is None:
-            absent = [i for i in range(start // cf, -(-stop // cf)) if not chunk_file(self.path, name, arr, i).exists()]
+            absent = [i for i in range(start // cf, -(-stop // cf))
+                      if not chunk_file(self.path, name, arr, i).exists()]
         else:
             have = set(present)
             absent = [i for i in range(start // cf, -(-stop // cf)) if i not in have]

@@ -70,7 +70,9 @@ def root_attributes(store: str | os.PathLike) -> dict | None:
         meta = read_node_metadata(Path(store))
     except (OSError, InputFileError):
         return None
-    if meta.get("zarr_format") != 3 or meta.get("node_type") != "group" or not isinstance(meta.get("attributes"), dict):
+    if meta.get("zarr_format") != 3 or meta.get("node_type") != "group":
+        return None
+    if not isinstance(meta.get("attributes"), dict):
         return None
     return meta["attributes"]
 

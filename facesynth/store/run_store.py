@@ -111,7 +111,8 @@ def open_run_store(path: str | os.PathLike, run_id: str, chunk_frames: int, rest
         if restart:
             left = clear_store(path)
             if left:
-                shown = ", ".join(str(f) for f in left[:20]) + (f" and {len(left) - 20} more" if len(left) > 20 else "")
+                more = f" and {len(left) - 20} more" if len(left) > 20 else ""
+                shown = ", ".join(str(f) for f in left[:20]) + more
                 warn(f"--restart removed only what facesynth wrote in {path}; it kept {len(left)} other "
                      f"file(s) there: {shown} (move them out of the store if they do not belong there)")
         FrameStore.create(path, chunk_frames=chunk_frames)

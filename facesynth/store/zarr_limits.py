@@ -134,15 +134,15 @@ def check_array_metadata(meta: Any, file: str | Path, name: str, chunk_frames: i
         raise refused(file, name, f"its data type {_short(dtype)} is not one facesynth writes "
                                   f"({', '.join(DATA_TYPES)})")
     grid = meta.get("chunk_grid")
-    chunks = _int_list(grid.get("configuration", {}).get("chunk_shape")) if (
-        isinstance(grid, dict) and grid.get("name") == "regular" and isinstance(grid.get("configuration"), dict)) else None
+    regular = isinstance(grid, dict) and grid.get("name") == "regular" and isinstance(grid.get("configuration"), dict)
+    chunks = _int_list(grid["configuration"].get("chunk_shape")) if regular else None
     if chunks is None or len(chunks) != len(shape):
         raise refused(file, name, f"its chunk grid {_short(grid)} is not a regular grid of {len(shape)} axes")
     want = chunk_frames if chunk_frames is not None else chunks[0]
     if chunks[1:] != shape[1:] or chunks[0] != want or not 1 <= want <= MAX_CHUNK_FRAMES:
+        frames = chunk_frames if chunk_frames is not None else f"1 to {MAX_CHUNK_FRAMES}"
         raise refused(file, name, f"its chunks are {tuple(chunks)}; facesynth writes chunks of the store's "
-                                  f"chunk_frames ({chunk_frames if chunk_frames is not None else f'1 to {MAX_CHUNK_FRAMES}'}) "
-                                  f"whole frames, i.e. {(want, *shape[1:])}")
+                                  f"chunk_frames ({frames}) whole frames, i.e. {(want, *shape[1:])}")
     layout = ArrayLayout(tuple(shape), tuple(chunks), DATA_TYPES[dtype])
     if layout.chunk_bytes > MAX_CHUNK_BYTES:
         raise refused(file, name, f"one chunk would hold {layout.chunk_bytes / GB:.1f} GB decompressed, more than "
@@ -161,9 +161,15 @@ def check_array_metadata(meta: Any, file: str | Path, name: str, chunk_frames: i
 def read_node_metadata(store: Path, name: str = "") -> dict:
     """The zarr.json of node `name` ('' for the root) as a dict: regular, size- and nesting-limited.
     FileNotFoundError when absent; InputFileError naming the file and the limit otherwise."""
+    return read_node(store, name)[1]
+
+
+def read_node(store: Path, name: str = "") -> tuple[bytes, dict]:
+    """The bytes of node `name`'s zarr.json and what they parse to (see read_node_metadata)."""
     file = store / name / META if name else store / META
     limit = MAX_NODE_METADATA_BYTES if name else MAX_ROOT_METADATA_BYTES
-    meta = parse_json(read_bytes(file, limit, "Zarr metadata (zarr.json)"), file, what="Zarr metadata (zarr.json)")
+    data = read_bytes(file, limit, "Zarr metadata (zarr.json)")
+    meta = parse_json(data, file, what="Zarr metadata (zarr.json)")
     if not isinstance(meta, dict):
         raise InputFileError(file, "the Zarr metadata (zarr.json) is not a JSON object")
-    return meta
+    return data, meta
