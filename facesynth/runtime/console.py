@@ -18,51 +18,27 @@ from typing import Any, TextIO
 
 from facesynth.runtime import console_text as ct
 from facesynth.runtime.stats import StatsGate
+from facesynth.tui.state import RunState
 
 MAX_WARNING_LINES = 20  # more are counted (the summary says how many), and kept in the run log
 LABEL_WIDTH = 10        # bar labels: node ids and "training", padded to line the bars up
 
 
-class TrainingClock:
-    """Training position and time left, from `train.step` events (fields may be missing)."""
+def stage(state: RunState, nid: str) -> dict:
+    """A node as the console shows it: items, total (estimated from its producers while the
+    runtime does not know it yet), state, recent rate, time left (tui/state.py's arithmetic)."""
+    nv = state.nodes[nid]
+    return {"items": nv.items, "total": nv.expected(), "estimated": nv.total is None and nv.estimate is not None,
+            "state": nv.state, "rate": round(nv.recent_rate(), 3), "remaining_s": state.node_eta_s(nid)}
 
-    def __init__(self):
-        self.step: int | None = None
-        self.steps: int | None = None
-        self._first: tuple[float, int] | None = None
-        self._last_t = 0.0
-        self._total_from_eval: int | None = None
 
-    def evaluated(self, rec: dict) -> None:
-        """A `train.epoch` event: where it carries `step` and `steps`, `steps` is the total."""
-        if isinstance(rec.get("step"), int) and isinstance(rec.get("steps"), int):
-            self._total_from_eval = self.steps = rec["steps"]
-
-    def update(self, rec: dict) -> None:
-        """A `train.step` event: `global_step` of `total_steps` (else epochs x steps per epoch)."""
-        step = rec.get("global_step", rec.get("step"))
-        total = rec.get("total_steps", self._total_from_eval)
-        if total is None and isinstance(rec.get("epochs"), int) and isinstance(rec.get("steps"), int):
-            total = rec["epochs"] * rec["steps"] if "global_step" in rec else rec["steps"]
-        if not isinstance(step, int):
-            return
-        t = float(rec.get("t") or time.time())
-        if self._first is None or step < self._first[1]:
-            self._first = (t, step)
-        self.step, self.steps, self._last_t = step, total if isinstance(total, int) else self.steps, t
-
-    def remaining_s(self) -> float | None:
-        if self._first is None or self.step is None or not self.steps:
-            return None
-        t0, s0 = self._first
-        if self.step <= s0 or self._last_t <= t0:
-            return None
-        return max(0.0, (self.steps - self.step) * (self._last_t - t0) / (self.step - s0))
-
-    def state(self) -> dict | None:
-        if self.step is None:
-            return None
-        return {"step": self.step, "steps": self.steps, "remaining_s": self.remaining_s()}
+def training(state: RunState) -> dict | None:
+    """Training position over the whole run (step/steps) and time left, from its events."""
+    tv = state.train
+    if tv is None or not tv.steps or not tv.epochs:
+        return None
+    step = min((tv.epoch - 1) * tv.steps + tv.step, tv.epochs * tv.steps) if tv.epoch else tv.step
+    return {"step": max(step, 0), "steps": tv.epochs * tv.steps, "remaining_s": tv.eta_s()}
 
 
 class _Console:
@@ -70,7 +46,7 @@ class _Console:
 
     def __init__(self, period_s: float):
         self.period_s = period_s
-        self.training = TrainingClock()
+        self.state = RunState()    # the dashboard's fold of the records: totals, rates, ETAs
         self.live = False          # a graph without a store: runs until stopped
         self.warnings = 0
         self.retried = 0
@@ -92,7 +68,13 @@ class _Console:
     def close(self) -> None:
         """The run has ended: stop drawing."""
 
+    def stages(self) -> dict[str, dict]:
+        """Every node's stage, but a training node's while its training position stands for it."""
+        trainer = self.state.train.node if self.state.train is not None and training(self.state) else None
+        return {nid: stage(self.state, nid) for nid in self.state.nodes if nid != trainer}
+
     def __call__(self, rec: dict) -> None:
+        self.state.apply(rec)
         kind = rec.get("type")
         if kind == "run_start":
             self.live = rec.get("store") is None
@@ -112,10 +94,7 @@ class _Console:
     def _event(self, rec: dict) -> None:
         name = rec.get("name")
         if name == "train.step":
-            self.training.update(rec)
             return
-        if name == "train.epoch":
-            self.training.evaluated(rec)
         if name == "live.stats":
             self.last_live[str(rec.get("node"))] = rec
             self.live_stats(rec)
@@ -135,7 +114,7 @@ class _Console:
         now = time.monotonic()
         if now - self._last_status < self.period_s:
             return False
-        step = self.training.step
+        step = (training(self.state) or {}).get("step")
         if not self._gate.admit(stats) and step == self._last_train_step:
             return False
         self._last_status, self._last_train_step = now, step
@@ -159,12 +138,12 @@ class ConsoleProgress(_Console):
         self._unshown = stats
         if not self.live and self._status_due(stats):
             self._unshown = None
-            self.line(ct.status_line(stats, self.training.state()))
+            self.line(ct.status_line(stats.get("elapsed_s"), self.stages(), training(self.state)))
 
     def close(self) -> None:
         """The last progress line, where the run ended (a pipe's reader sees every stage finish)."""
         if self._unshown is not None and not self.live:
-            self.line(ct.status_line(self._unshown, self.training.state()))
+            self.line(ct.status_line(self._unshown.get("elapsed_s"), self.stages(), training(self.state)))
         self._unshown = None
 
     def live_stats(self, rec: dict) -> None:
@@ -212,11 +191,8 @@ class JsonConsole(ConsoleProgress):
     def progress(self, stats: dict) -> None:
         if self.live or not self._status_due(stats):
             return
-        stages = {n: {"items": s.get("items"), "total": s.get("total"), "rate": s.get("rate"),
-                      "state": s.get("state"), "remaining_s": ct.remaining_s(s)}
-                  for n, s in (stats.get("nodes") or {}).items()}
-        self.line("", {"type": "progress", "elapsed_s": stats.get("elapsed_s"), "stages": stages,
-                       "training": self.training.state()})
+        self.line("", {"type": "progress", "elapsed_s": stats.get("elapsed_s"), "stages": self.stages(),
+                       "training": training(self.state)})
 
 
 class BarsConsole(_Console):
@@ -241,7 +217,6 @@ class BarsConsole(_Console):
                           transient=False, redirect_stdout=True, redirect_stderr=True)
         self._started = False
         self._closed = False
-        self._trainers: set[str] = set()
 
     def _start(self) -> None:
         if not self._started and not self._closed:
@@ -252,15 +227,14 @@ class BarsConsole(_Console):
         self.console.print(self._Text(text), soft_wrap=True)
 
     def _event(self, rec: dict) -> None:
-        if str(rec.get("name", "")).startswith("train."):
-            self._trainers.add(str(rec.get("node")))
         super()._event(rec)
-        if rec.get("name") == "train.step":
+        t = training(self.state) if rec.get("name") in ("train.step", "train.epoch") else None
+        if t is not None:
             node = str(rec.get("node"))
             if node in self._tasks:  # its training bar says more than "7/7"
                 self.bars.remove_task(self._tasks.pop(node))
-            self._bar("training", f"{'training':<{LABEL_WIDTH}}", self.training.step or 0, self.training.steps,
-                      ct.training_text(self.training.state() or {}).removeprefix("training "))
+            self._bar("training", f"{'training':<{LABEL_WIDTH}}", t["step"], t["steps"],
+                      ct.training_text(t).removeprefix("training "))
 
     def _bar(self, key: str, label: str, done: int, total: int | None, info: str) -> None:
         self._start()
@@ -271,12 +245,9 @@ class BarsConsole(_Console):
     def progress(self, stats: dict) -> None:
         if self.live:
             return
-        for node, s in (stats.get("nodes") or {}).items():
-            if node in self._trainers and self.training.step is not None:
-                continue  # its training bar stands for it
+        for node, s in self.stages().items():
             info = ct.stage_text(node, s).removeprefix(ct.terminal_safe(node) + " ")
-            self._bar(node, f"{ct.terminal_safe(node):<{LABEL_WIDTH}}", int(s.get("items") or 0),
-                      s.get("total"), info)
+            self._bar(node, f"{ct.terminal_safe(node):<{LABEL_WIDTH}}", s["items"], s["total"], info)
         self._refresh()
 
     def live_stats(self, rec: dict) -> None:

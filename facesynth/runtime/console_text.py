@@ -173,40 +173,35 @@ def error_line(rec: dict) -> str:
 
 
 def stage_text(node: str, s: dict) -> str:
-    """`camera 12/35 6.0/s ~4.1 s left` (a node of the stats record)."""
-    items, total = s.get("items", 0), s.get("total")
-    text = f"{terminal_safe(node)} {value_text(items)}" + (f"/{value_text(total)}" if total else "")
-    if s.get("state") in ("running", "finishing") and s.get("rate"):
-        text += f" {number(s['rate'], 2)}/s"
-        left = remaining_s(s)
-        if left is not None:
-            text += f" ~{duration(left)} left"
-    elif s.get("state") not in (None, "running"):
+    """`camera 12/35 6.0/s ~4.1 s left` for a stage {items, total, estimated, state, rate, remaining_s}."""
+    total = s.get("total")
+    text = f"{terminal_safe(node)} {value_text(s.get('items', 0))}"
+    if total:
+        text += f"/{'~' if s.get('estimated') else ''}{value_text(total)}"
+    if s.get("state") in ("running", "finishing"):
+        if s.get("rate"):
+            text += f" {number(s['rate'], 2)}/s"
+        if s.get("remaining_s"):
+            text += f" ~{duration(s['remaining_s'])} left"
+    elif s.get("state"):
         text += f" {terminal_safe(s['state'])}"
     return text
 
 
-def remaining_s(s: dict) -> float | None:
-    items, total, rate = s.get("items") or 0, s.get("total"), s.get("rate") or 0.0
-    if not total or rate <= 0 or items >= total:
-        return None
-    return (total - items) / rate
-
-
 def training_text(t: dict) -> str:
-    """`training step 300/1020 ~1m10s left` from a TrainingClock.state()."""
+    """`training step 300/1020 ~1m10s left` from {step, steps, remaining_s}."""
     text = f"training step {value_text(t.get('step'))}/{value_text(t.get('steps'))}"
     if t.get("remaining_s"):
         text += f" ~{duration(t['remaining_s'])} left"
     return text
 
 
-def status_line(stats: dict, training: dict | None) -> str:
-    """One plain progress line for a pipe: every node, then training."""
-    parts = [stage_text(n, s) for n, s in (stats.get("nodes") or {}).items()]
+def status_line(elapsed_s: float | None, stages: dict[str, dict], training: dict | None) -> str:
+    """One plain progress line for a pipe: every stage, then training."""
+    parts = [stage_text(n, s) for n, s in stages.items()]
     if training:
         parts.append(training_text(training))
-    return f"[{duration(stats.get('elapsed_s'))}] " + " | ".join(parts)
+    return f"[{duration(elapsed_s)}] " + " | ".join(parts)
 
 
 # ---- the end of a run ------------------------------------------------------------------------

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from facesynth.runtime import console_text as ct
-from facesynth.runtime.console import BarsConsole, ConsoleProgress, JsonConsole, TrainingClock
+from facesynth.runtime.console import BarsConsole, ConsoleProgress, JsonConsole, training
+from facesynth.tui.state import RunState
 
 RUNLOGS = Path(__file__).resolve().parents[1] / "tui" / "runlogs"
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # anything but \t and \n
@@ -53,8 +54,9 @@ def test_terminal_safe_escapes_what_could_steer_a_terminal():
     assert not CONTROL.search(safe) and "\u202e" not in safe and "\n" not in safe
     assert safe == "cam\\x1b[2J\\x1b]0;owned\\x07era\\u202eevil\\x0aline\\x9b"
     # a node named with escapes in a graph file reaches the screen escaped
-    line = ct.stage_text("bad\x1b[31mnode", {"state": "running", "items": 3, "total": 9, "rate": 1.5})
-    assert line == "bad\\x1b[31mnode 3/9 1.5/s ~4.0 s left"
+    line = ct.stage_text("bad\x1b[31mnode", {"state": "running", "items": 3, "total": 9, "estimated": True,
+                                              "rate": 1.5, "remaining_s": 4.0})
+    assert line == "bad\\x1b[31mnode 3/~9 1.5/s ~4.0 s left"
 
 
 def _replay(console, name: str) -> None:
@@ -107,14 +109,18 @@ def test_bars_on_a_terminal_show_stages_training_and_epoch_lines():
     assert not REPRS.search(screen)
 
 
-def test_training_clock_total_and_time_left():
-    clock = TrainingClock()
-    clock.update({"epoch": 1, "epochs": 17, "step": 10, "steps": 60, "global_step": 10, "t": 100.0})
-    clock.update({"epoch": 1, "epochs": 17, "step": 30, "steps": 60, "global_step": 30, "t": 110.0})
-    assert clock.state() == {"step": 30, "steps": 1020, "remaining_s": pytest.approx(495.0)}  # 2 steps/s
-    clock.evaluated({"epoch": 1, "step": 60, "steps": 2000})  # an evaluation that names the total
-    clock.update({"epoch": 2, "step": 10, "steps": 60, "global_step": 70, "t": 130.0})
-    assert clock.state()["steps"] == 2000 and clock.remaining_s() == pytest.approx(1930 / 2)
+def test_training_position_over_the_whole_run_and_time_left():
+    state = RunState()
+    state.apply({"type": "event", "name": "train.step", "node": "train", "epoch": 1, "epochs": 17, "step": 10,
+                 "steps": 60, "global_step": 10, "t": 100.0})
+    state.apply({"type": "event", "name": "train.step", "node": "train", "epoch": 1, "epochs": 17, "step": 30,
+                 "steps": 60, "global_step": 30, "t": 110.0})
+    t = training(state)  # 20 steps in 10 s: 990 steps left take 495 s
+    assert t == {"step": 30, "steps": 1020, "remaining_s": pytest.approx(495.0)}
+    state.apply({"type": "event", "name": "train.epoch", "node": "train", "epoch": 1, "epochs": 17, "t": 130.0})
+    state.apply({"type": "event", "name": "train.step", "node": "train", "epoch": 2, "epochs": 17, "step": 5,
+                 "steps": 60, "global_step": 65, "t": 132.0})
+    assert training(state)["step"] == 65 and training(state)["steps"] == 1020
 
 
 SUMMARY = {"status": "ok", "store": "data_store/capture_to_model.zarr", "elapsed_s": 161.4,
