@@ -17,8 +17,10 @@ def _add_graph_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from facesynth.runtime.console_text import terminal_safe
+
     loaded = load_graph(args.file, args.overrides)
-    print(f"{args.file}: ok ({len(loaded.spec.nodes)} nodes)")
+    print(f"{terminal_safe(args.file)}: ok ({len(loaded.spec.nodes)} nodes)")
     return 0
 
 
@@ -44,15 +46,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     loaded = load_graph(args.file, args.overrides)  # invalid graphs fail before Ray starts
     _sigterm_as_interrupt()
     backend = "local" if args.local else "ray"
-    console = None
     try:
-        result, console = _run(args, loaded, backend)
+        result = _run(args, loaded, backend)
     except KeyboardInterrupt:
         if loaded.spec.store is None:  # a live graph: stopping it is how it ends
             print("stopped", file=sys.stderr)
             return 0
         raise
-    summary = run_summary(result, args.file, console)
+    summary = run_summary(result, args.file)
     if args.quiet or args.json:  # for scripts: the summary as one JSON line, the last one
         from facesynth.runtime.console import json_line
 
@@ -71,17 +72,16 @@ def _run(args: argparse.Namespace, loaded, backend: str):
     if args.tui:
         from facesynth.tui.launch import run_with_dashboard
 
-        return run_with_dashboard(loaded, backend=backend, address=args.address, restart=args.restart), None
+        return run_with_dashboard(loaded, backend=backend, address=args.address, restart=args.restart)
     console = make_console("quiet" if args.quiet else "json" if args.json else "auto")
     try:
-        return run_graph(loaded, backend=backend, address=args.address, restart=args.restart,
-                         on_record=console), console
+        return run_graph(loaded, backend=backend, address=args.address, restart=args.restart, on_record=console)
     finally:
         if console is not None:
             console.close()
 
 
-def run_summary(result, graph_file: str, console=None) -> dict:
+def run_summary(result, graph_file: str) -> dict:
     """How the run went, what it made and where, the export's held-out metrics beside the
     baseline, warnings counted and the commands to run next (plain data: JSON or lines)."""
     from facesynth.runtime.console_text import next_commands, warnings_text
@@ -114,7 +114,7 @@ def export_summary(export_dir: str) -> dict:
     info: dict = {"dir": str(export_dir),
                   "files": sorted(p.name for p in d.glob("generator*") if p.is_file()) if d.is_dir() else []}
     try:
-        meta = read_json(d / "generator.json", max_bytes=16 * MB, what="generator.json")
+        meta = read_json(d / "generator.json", max_bytes=16 * MB, what="generator.json")  # export.py's limit
     except (OSError, InputDataError) as exc:
         info["error"] = str(exc)
         return info

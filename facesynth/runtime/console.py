@@ -48,9 +48,7 @@ class _Console:
         self.period_s = period_s
         self.state = RunState()    # the dashboard's fold of the records: totals, rates, ETAs
         self.live = False          # a graph without a store: runs until stopped
-        self.warnings = 0
-        self.retried = 0
-        self.last_live: dict[str, dict] = {}
+        self.warnings = 0          # counted warnings seen (lines shown for the first MAX_WARNING_LINES)
         self._last_status = float("-inf")
         self._gate = StatsGate(idle_period_s=60.0)
         self._last_train_step: int | None = None
@@ -81,14 +79,12 @@ class _Console:
         elif kind == "stats":
             self.progress(rec)
         elif kind == "error":
-            if not rec.get("fatal"):
-                self.retried += 1
             self.line(ct.error_line(rec), rec)
         elif kind == "event":
             self._event(rec)
         elif kind == "run_end":
             self.close()
-            if rec.get("status") != "ok":
+            if rec.get("status") != "ok" and not (self.live and rec.get("status") == "interrupted"):
                 self.line(f"run {ct.terminal_safe(rec.get('status'))} after {ct.duration(rec.get('elapsed_s'))}", rec)
 
     def _event(self, rec: dict) -> None:
@@ -96,7 +92,6 @@ class _Console:
         if name == "train.step":
             return
         if name == "live.stats":
-            self.last_live[str(rec.get("node"))] = rec
             self.live_stats(rec)
             return
         if isinstance(rec.get("tally"), str):

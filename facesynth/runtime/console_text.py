@@ -270,6 +270,8 @@ def summary_lines(summary: dict, graph_file: str | None = None) -> list[str]:
         files = model.get("files")
         if files:
             made.append(f"               {', '.join(terminal_safe(f) for f in files)}")
+        if model.get("error"):
+            made.append(f"               (its metrics could not be read: {terminal_safe(model['error'])})")
     if summary.get("run_log"):
         made.append(f"    run log    {terminal_safe(summary['run_log'])}")
     if made:
