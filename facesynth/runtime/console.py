@@ -124,6 +124,7 @@ class ConsoleProgress(_Console):
         self.out = out or sys.stderr
         self._live_t: dict[str, float] = {}
         self._unshown: dict | None = None  # the newest stats record not printed yet
+        self._last_status_text = ""
 
     def line(self, text: str, rec: dict | None = None) -> None:
         self.out.write(text + "\n")
@@ -132,14 +133,18 @@ class ConsoleProgress(_Console):
     def progress(self, stats: dict) -> None:
         self._unshown = stats
         if not self.live and self._status_due(stats):
-            self._unshown = None
-            self.line(ct.status_line(stats.get("elapsed_s"), self.stages(), training(self.state)))
+            self._status(stats)
+
+    def _status(self, stats: dict) -> None:
+        text = ct.status_line(stats.get("elapsed_s"), self.stages(), training(self.state))
+        if text != self._last_status_text:
+            self.line(text)
+        self._unshown, self._last_status_text = None, text
 
     def close(self) -> None:
         """The last progress line, where the run ended (a pipe's reader sees every stage finish)."""
         if self._unshown is not None and not self.live:
-            self.line(ct.status_line(self._unshown.get("elapsed_s"), self.stages(), training(self.state)))
-        self._unshown = None
+            self._status(self._unshown)
 
     def live_stats(self, rec: dict) -> None:
         """A live graph reports every second: one line per node per period, and the final one."""

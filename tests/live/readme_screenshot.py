@@ -22,11 +22,11 @@ from cdp_browser import Chromium, stop, wait_for  # noqa: E402
 from live_helpers import free_port  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-ORBIT = """(() => {  // turn the camera `deg` degrees around the face's centre (the orbit target)
-  const {camera, controls} = window.viewer, t = controls.target, a = %f * Math.PI / 180;
+ORBIT = """(() => {  // as a mouse would: turn `deg` degrees around the face's centre, `k` times as far
+  const {camera, controls} = window.viewer, t = controls.target, a = %f * Math.PI / 180, k = %f;
   const x = camera.position.x - t.x, z = camera.position.z - t.z;
-  camera.position.set(t.x + x * Math.cos(a) + z * Math.sin(a), camera.position.y,
-                      t.z - x * Math.sin(a) + z * Math.cos(a));
+  camera.position.set(t.x + k * (x * Math.cos(a) + z * Math.sin(a)), camera.position.y,
+                      t.z + k * (z * Math.cos(a) - x * Math.sin(a)));
   controls.update();
   return true;
 })()"""
@@ -38,8 +38,9 @@ def main() -> int:
     ap.add_argument("--model", default="data_store/capture_to_model.zarr.model/export")
     ap.add_argument("--out", default=str(REPO / "docs" / "live_viewer.png"))
     ap.add_argument("--width", type=int, default=600)
-    ap.add_argument("--height", type=int, default=400)
-    ap.add_argument("--orbit-deg", type=float, default=40.0)
+    ap.add_argument("--height", type=int, default=520)
+    ap.add_argument("--orbit-deg", type=float, default=35.0)
+    ap.add_argument("--zoom-out", type=float, default=1.4, help="camera distance / the crop camera's (1: the crop fills the view)")
     a = ap.parse_args()
     store, model = str(Path(a.store).resolve()), str(Path(a.model).resolve())
     port = free_port()
@@ -66,8 +67,10 @@ def main() -> int:
 
         wait_for(page_up, 120, "the viewer page with frames")
         wait_for(lambda: (browser.js("window.viewerStats.frames") or 0) >= 40, 60, "40 frames on the page")
+        browser.js(ORBIT % (0.0, a.zoom_out))
+        time.sleep(1.0)
         shots.append(browser.screenshot_png())
-        browser.js(ORBIT % a.orbit_deg)
+        browser.js(ORBIT % (a.orbit_deg, 1.0))
         time.sleep(1.5)
         shots.append(browser.screenshot_png())
         stats = browser.js("JSON.stringify(window.viewerStats)")
