@@ -18,6 +18,7 @@ from facesynth.errors import InputDataError
 
 OPEN3D = "nyu_tum_sun_redwood_open3d"
 KINECT = "azure_kinect_mkv"
+TRUEDEPTH_SEQUENCE = "truedepth_face_sequence"
 
 
 @dataclass
@@ -154,6 +155,35 @@ def load_kinect(root: Path | None = None, frames: int = 2) -> list[DepthFrame]:
     if not out:
         raise InputDataError(f"{path}: no depth frames")
     return out
+
+
+@dataclass
+class TrueDepthSequence:
+    """Frames of the iPhone TrueDepth face sequence: colour (N, 1280, 720, 3) RGB, depth (N, 640, 360)
+    float32 mm (0 = no reading; colour pixel (x, y) is depth pixel (x/2, y/2)), the colour intrinsics."""
+
+    indices: list[int]
+    color: np.ndarray
+    depth_mm: np.ndarray
+    intrinsics: dict
+
+
+def load_truedepth_sequence(indices: list[int] | None = None, root: Path | None = None) -> TrueDepthSequence:
+    """The sequence's frames `indices` (all 34 when None), scaled to mm with info.json's `scale`."""
+    from facesynth.input_files import read_json
+
+    d = (root or realdata_root()) / TRUEDEPTH_SEQUENCE
+    if not d.is_dir():
+        raise InputDataError(f"{d}: real data folder absent")
+    info = read_json(d / "info.json")
+    streams = {s["name"]: s["properties"]["intrinsics"] for s in info["streams"]}
+    k = streams["Color"]
+    idx = list(range(int(info["frames"]))) if indices is None else list(indices)
+    color = np.stack([_rgb(d / f"color_{i:02d}.jpg") for i in idx])
+    depth = np.stack([_u16(d / f"depth_{i:02d}.png").astype(np.float32) * float(streams["Depth"]["scale"])
+                      for i in idx])
+    intr = {"fx": float(k["focal"][0]), "fy": float(k["focal"][1]), "cx": float(k["pp"][0]), "cy": float(k["pp"][1])}
+    return TrueDepthSequence(idx, color, depth, intr)
 
 
 def load_all(root: Path | None = None, kinect_frames: int = 2) -> list[DepthFrame]:
