@@ -139,3 +139,32 @@ def test_without_a_webcam_or_with_both_sources_the_cli_says_so(tmp_path, capsys)
     graph.write_text(body % (tmp_path / "s.zarr", "{device: 0, path: x.mp4}"))
     assert main(["graph", "validate", str(graph)]) == 2
     assert "exactly one of `path`" in capsys.readouterr().err
+
+
+async def test_webcam_node_logic_with_a_stand_in_camera(tmp_path, clip, monkeypatch):
+    """No webcam here: OpenCV itself reading the clip file stands in for camera 0 (the node only sees
+    VideoCapture's read/isOpened/get/set/release)."""
+    import cv2
+
+    from facesynth.capture.video import webcam
+
+    real_capture = cv2.VideoCapture
+    monkeypatch.setattr(webcam.cv2, "VideoCapture", lambda index: real_capture(str(clip)) if index == 0 else None)
+    node, events = make_node("capture.video", tmp_path / "s.zarr", {"device": 0, "frames": {"train": 4, "eval": 0},
+                                                                     "scale_frames": 2})
+    await run(node)
+    store = FrameStore.open(tmp_path / "s.zarr", "r")
+    # the camera's first frames went to the scale (two with a face: frames 0 and 2), the capture took the next four
+    assert store.read("raw/ok").tolist() == [True] * 4
+    assert store.attrs["capture"]["device"] == 0 and store.attrs["capture"]["face_scale"]["samples"] == 2
+    depth = store.read("raw/depth")
+    assert [bool(d.max() > 0) for d in depth] == [True, False, True, True]  # clip frames 3..6: 4 is hidden
+
+
+async def test_a_video_without_any_face_is_a_clear_error(tmp_path, clip_frames):
+    from facesynth.errors import InputDataError
+
+    empty = write_video(tmp_path / "empty.mp4", [hide_face(f) for f in clip_frames[:3]])
+    node, _ = make_node("capture.video", tmp_path / "s.zarr", {"path": str(empty)})
+    with pytest.raises(InputDataError, match="finds no single face in the frames sampled"):
+        await run(node)

@@ -23,7 +23,7 @@ from pydantic import Field, model_validator
 from facesynth.capture.folder.nodes import Intrinsics
 from facesynth.capture.source import CaptureParams, CaptureSource, Frame, SourcePlan
 from facesynth.capture.video.video_file import MAX_PIXELS, VideoFrame
-from facesynth.errors import SourceMismatchError
+from facesynth.errors import InputDataError, SourceMismatchError
 from facesynth.nodes.registry import register
 
 
@@ -124,6 +124,10 @@ class VideoSource(CaptureSource):
                 meshes += self._single_mesh(fr.rgb)
                 if len(meshes) >= p.scale_frames or looked >= 10 * p.scale_frames:
                     break
+        if not meshes:
+            raise InputDataError(f"{p.path if p.path is not None else f'camera {p.device}'}: mediapipe finds no "
+                                 "single face in the frames sampled for the metric scale, so there is no face to "
+                                 "estimate depth for")
         return calibrate_face_size(meshes, iris_mm=p.iris_mm, ipd_mm=p.ipd_mm)
 
     def _single_mesh(self, rgb: np.ndarray) -> list[np.ndarray]:
