@@ -110,6 +110,9 @@ async def test_a_store_is_tied_to_its_video(tmp_path, clip_frames):
     again = VideoSource(VideoSource.Params(path=str(b), **params), ctx)
     with pytest.raises(SourceMismatchError, match="a different recording"):
         await run(again)
+    other_scale = VideoSource(VideoSource.Params(path=str(a), ipd_mm=70.0, **params), ctx)
+    with pytest.raises(SourceMismatchError, match="face size"):  # depth of two scales in one store
+        await run(other_scale)
     same = VideoSource(VideoSource.Params(path=str(a), **params), ctx)
     assert [o.item for o in await run(same)] == [o.item for o in first]  # the same video resumes
 

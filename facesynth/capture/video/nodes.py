@@ -104,10 +104,18 @@ class VideoSource(CaptureSource):
 
     def _measure_scale(self):
         """The face's metric size from `scale_frames` frames spread over the frames the capture reads
-        (a webcam: its next frames with a face, at most 10x as many looked at)."""
-        from facesynth.capture.video.mesh_depth import calibrate_face_size
+        (a webcam: its next frames with a face, at most 10x as many looked at); a resumed capture keeps
+        the size its frames were made with (measured the same way)."""
+        from facesynth.capture.video.mesh_depth import FaceScale, calibrate_face_size
 
         p, video = self.params, self._video
+        method, ref = ("ipd", p.ipd_mm) if p.ipd_mm is not None else ("iris", p.iris_mm)
+        old = (self.ctx.store().attrs.get("capture") or {}).get("face_scale") if self.ctx.done else None
+        if isinstance(old, dict) and old.get("method") == method and old.get("reference_mm") == ref:
+            try:
+                return FaceScale(float(old["size_mm"]), method, float(ref), int(old["samples"]), float(old["spread"]))
+            except (KeyError, TypeError, ValueError):
+                pass  # not what this node writes: measure again (check_store compares)
         wanted = p.frames.train + p.frames.eval
         meshes = []
         if p.path is not None:
@@ -146,7 +154,7 @@ class VideoSource(CaptureSource):
         if self.ctx.done and old is not None and abs(float(old) - new) > 1e-3 * new:
             raise SourceMismatchError(
                 f"store {store.path} holds depth made with a face size of {float(old):.2f} mm, this run measures "
-                f"{new:.2f} mm (other scale_frames, stride, frame counts, iris_mm or ipd_mm?): rerun with the "
+                f"{new:.2f} mm (another iris_mm or ipd_mm?): rerun with the "
                 "earlier parameters, or with --restart to capture again from scratch")
 
     def damage_summary(self) -> dict:
