@@ -7,6 +7,7 @@ discovered by reading it: reading would block forever or fill memory. Errors are
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -110,3 +111,28 @@ def read_json(path: str | os.PathLike, max_bytes: int = 4 * MB, what: str = "JSO
               max_depth: int = MAX_JSON_DEPTH) -> Any:
     """A JSON file a user may have received: regular, at most `max_bytes`, at most `max_depth` deep."""
     return parse_json(read_bytes(path, max_bytes, what), Path(path), max_depth, what)
+
+
+#: the longest file name (one path component) Linux file systems take, in bytes
+NAME_MAX = 255
+
+
+def os_error_text(exc: OSError) -> str:
+    """An OSError about a path, in words that say what to change (no errno jargon, no traceback)."""
+    name = exc.filename if exc.filename is not None else ""
+    path = os.fsdecode(name) if isinstance(name, (str, bytes, os.PathLike)) else str(name)
+    code = exc.errno
+    if code == errno.ENAMETOOLONG:
+        longest = max((len(os.fsencode(part)) for part in Path(path).parts), default=0)
+        return (f"{path}: a name in this path is {longest} bytes long, more than the {NAME_MAX} the file "
+                "system allows; use a shorter name" if longest > NAME_MAX else
+                f"{path}: the path is longer than the file system allows; use a shorter one")
+    why = {errno.EISDIR: "is a directory; give a file name (a path inside it, say)",
+           errno.ENOTDIR: "a part of this path is a file, not a directory",
+           errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+           errno.ENOENT: "no such file or directory", errno.EEXIST: "already exists",
+           errno.EROFS: "the file system is read-only", errno.ENOSPC: "the disk is full",
+           errno.ELOOP: "too many levels of symbolic links", errno.EMFILE: "too many open files",
+           }.get(code, exc.strerror or type(exc).__name__)
+    second = f" -> {os.fsdecode(exc.filename2)}" if exc.filename2 is not None else ""
+    return f"{path}{second}: {why}" if path else why
