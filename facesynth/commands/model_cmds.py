@@ -5,13 +5,18 @@ import argparse
 import json
 import sys
 
+from facesynth.errors import UsageError
+from facesynth.model.arch import DEFAULT_MEMORY_BUDGET
+
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from facesynth.model.evaluate_exported import evaluate_exported
 
     fmt = "torchscript" if args.trust_torchscript else "onnx" if args.onnx else "weights"
+    if not args.memory_budget_gb > 0:
+        raise UsageError(f"--memory-budget-gb must be above 0 (got {args.memory_budget_gb:g})")
     res = evaluate_exported(args.model, args.store, lpips=not args.no_lpips, batch_size=args.batch_size,
-                            format=fmt)
+                            format=fmt, memory_budget=int(args.memory_budget_gb * (1 << 30)))
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
@@ -46,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--batch-size", type=int, default=8)
     e.add_argument("--no-lpips", action="store_true")
     e.add_argument("--json", action="store_true")
+    e.add_argument("--memory-budget-gb", type=float, default=DEFAULT_MEMORY_BUDGET / (1 << 30), metavar="GB",
+                   help="refuse a model whose generator.json describes a net needing more memory than this to "
+                        "load and run (estimated from its arch before anything is built; default %(default)g)")
     how = e.add_mutually_exclusive_group()
     how.add_argument("--onnx", action="store_true", help="run generator.onnx with ONNX Runtime instead of the weights")
     how.add_argument("--trust-torchscript", action="store_true",

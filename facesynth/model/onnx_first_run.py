@@ -1,0 +1,54 @@
+"""The first run of an ONNX model someone sent, in a process of its own (run by onnx_check.py).
+
+`python -m facesynth.model.onnx_first_run MODEL SIZE BUDGET_BYTES` caps its own address space at
+what it uses after importing ONNX Runtime plus BUDGET_BYTES, builds a CPU session (ONNX Runtime
+folds constants here: an allocation bomb can go off at this point already) and runs one zero
+drawing (1, 1, SIZE, SIZE). It prints one JSON line: the output shapes, the milliseconds and its
+peak RSS, or the error. Whatever the graph does, only this process runs out of memory or time;
+its parent kills it after the time box. No facesynth module is imported: the process stays small.
+"""
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    path, size, budget = argv[0], int(argv[1]), int(argv[2])
+    import numpy as np
+    import onnxruntime as ort
+
+    limit = _status_kb("VmSize") * 1024 + budget  # what the runtime holds already, plus the budget
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    try:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        session = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
+        t0 = time.perf_counter()
+        outs = session.run(None, {session.get_inputs()[0].name: np.zeros((1, 1, size, size), np.float32)})
+        ms = (time.perf_counter() - t0) * 1000.0
+    except MemoryError:
+        print(json.dumps({"error": "out of memory", "memory": True}))
+        return 3
+    except Exception as e:  # noqa: BLE001 - whatever the runtime says is reported, not raised
+        text = str(e)
+        memory = any(w in text.lower() for w in ("alloc", "memory", "bad_alloc"))
+        print(json.dumps({"error": text[:500], "memory": memory}))
+        return 3
+    print(json.dumps({"shapes": [list(np.shape(o)) for o in outs], "ms": ms, "peak_rss_kb": _status_kb("VmHWM")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
