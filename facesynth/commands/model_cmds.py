@@ -6,7 +6,9 @@ import json
 import sys
 
 from facesynth.errors import UsageError
+from facesynth.input_files import check_output_path
 from facesynth.model.arch import DEFAULT_MEMORY_BUDGET
+from facesynth.terminal_text import echo
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -20,7 +22,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
-    print(f"model {res['model']} on {res['store']} ({res['frames']} eval frames, size {res['size']})")
+    echo(f"model {res['model']} on {res['store']} ({res['frames']} eval frames, size {res['size']})")
     print(f"  {'metric':22s} {'model':>10s} {'mean image':>12s}")
     for key, value in res["model_metrics"].items():  # whatever metrics.evaluate measures
         base = res["baseline"].get(key)
@@ -33,9 +35,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from facesynth.model.export import export_generator, generator_from_checkpoint
 
+    check_output_path(args.out, "--out", directory=True)
     gen, cfg, meta = generator_from_checkpoint(args.checkpoint)
     for note in meta.pop("damaged_checkpoints", []):
-        print(f"warning: skipped a damaged checkpoint: {note}", file=sys.stderr)
+        echo(f"warning: skipped a damaged checkpoint: {note}", file=sys.stderr)
     path = export_generator(gen, args.out, meta, onnx=not args.no_onnx)
     print(json.dumps({"weights": str(path), "checkpoint": meta["checkpoint"], "out": str(args.out), "size": cfg["size"],
                       "epochs": meta.get("epochs"), "onnx": not args.no_onnx}))

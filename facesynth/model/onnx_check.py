@@ -41,8 +41,13 @@ SHAPE_ARITHMETIC = {"Gather", "Concat", "Unsqueeze", "Squeeze", "Slice", "Add", 
 CONTROL_FLOW = {"Loop", "Scan", "If", "SequenceMap"}
 
 
-def _refuse(path: Path, why: str) -> ModelFileError:
-    return ModelFileError(f"{path}: {why}; refused before ONNX Runtime ran it")
+def _refuse(path: Path, why: str, ran: bool = False) -> ModelFileError:
+    then = "this process never loaded it" if ran else "refused before ONNX Runtime ran it"
+    return ModelFileError(f"{path}: {why}; {then}")
+
+
+def _node(node, index: int) -> str:
+    return f"node '{node.name[:100]}'" if node.name else f"node #{index}"
 
 
 def check_onnx(path: str | Path, size: int, arch: dict | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET,
@@ -136,12 +141,12 @@ def _check_external_data(p: Path, model, budget: int) -> None:
 def _check_structure(p: Path, model) -> None:
     if len(model.functions):
         raise _refuse(p, f"it defines {len(model.functions)} local function(s); a facesynth export has none")
-    for node in model.graph.node:
+    for i, node in enumerate(model.graph.node):
         if node.domain not in ("", "ai.onnx"):
-            raise _refuse(p, f"node '{node.name[:100]}' uses operator {node.op_type[:50]!r} of domain "
+            raise _refuse(p, f"{_node(node, i)} uses operator {node.op_type[:50]!r} of domain "
                              f"{node.domain[:50]!r}; a facesynth export uses the standard operators only")
         if node.op_type in CONTROL_FLOW:
-            raise _refuse(p, f"node '{node.name[:100]}' is control flow ({node.op_type}); a facesynth export "
+            raise _refuse(p, f"{_node(node, i)} is control flow ({node.op_type}); a facesynth export "
                              "has none")
 
 
@@ -172,13 +177,13 @@ def _check_io(p: Path, graph, size: int) -> None:
 def _check_allocations(p: Path, graph) -> None:
     """Operators that allocate from tensor values take those values from constants and shapes only."""
     known = {t.name for t in graph.initializer} | {""}
-    for node in graph.node:  # nodes are in topological order (the checker verified it)
+    for i, node in enumerate(graph.node):  # in topological order (the checker verified it)
         if node.op_type in ("Constant", "Shape", "Size") or (
                 node.op_type in SHAPE_ARITHMETIC and all(i in known for i in node.input)):
             known.update(node.output)
         for k in ALLOCATING.get(node.op_type, ()):
             if k < len(node.input) and node.input[k] not in known:
-                raise _refuse(p, f"node '{node.name[:100]}' ({node.op_type}) allocates a tensor whose size is "
+                raise _refuse(p, f"{_node(node, i)} ({node.op_type}) allocates a tensor whose size is "
                                  "computed from the input's values at run time (an allocation bomb: a facesynth "
                                  "export sizes every tensor from constants and the input's shape)")
 
@@ -217,7 +222,7 @@ def first_run(p: Path, size: int, memory_budget: int, timeout_s: float) -> dict:
         proc.kill()
         proc.communicate()
         raise _refuse(p, f"its first run on one {size} px drawing did not finish within {timeout_s:g} s "
-                         "(time-boxed in a process of its own, which was stopped)") from None
+                         "(time-boxed in a process of its own, which was stopped)", ran=True) from None
     lines = out.decode("utf-8", "replace").strip().splitlines()
     try:
         report = json.loads(lines[-1]) if lines else {}
@@ -225,14 +230,14 @@ def first_run(p: Path, size: int, memory_budget: int, timeout_s: float) -> dict:
         report = {}
     if proc.returncode < 0:
         raise _refuse(p, f"its first run was killed by signal {-proc.returncode} (out of memory?) in the process "
-                         "that tried it")
+                         "that tried it", ran=True)
     if "error" in report:
         why = (f"needs more memory than the budget of {memory_budget / GiB:.1f} GiB"
                if report.get("memory") else f"failed: {report['error'][:300]}")
-        raise _refuse(p, f"its first run (in a process of its own) {why}")
+        raise _refuse(p, f"its first run (in a process of its own) {why}", ran=True)
     if proc.returncode != 0 or "shapes" not in report:
         tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no report"]
-        raise _refuse(p, f"its first run ended with exit code {proc.returncode}: {tail[0][:300]}")
+        raise _refuse(p, f"its first run ended with exit code {proc.returncode}: {tail[0][:300]}", ran=True)
     if report["shapes"] != [[1, 4, size, size]]:
-        raise _refuse(p, f"its first run gave outputs {report['shapes']}, not one (1,4,{size},{size})")
+        raise _refuse(p, f"its first run gave outputs {report['shapes']}, not one (1,4,{size},{size})", ran=True)
     return report
