@@ -62,6 +62,13 @@ def test_parameter_count_from_the_arch_is_torchs_own():
     assert 19.0e9 < generator_memory(huge).parameters < 19.3e9  # the issue measured 19 G parameters, 71 GiB
 
 
+def test_arch_defaults_are_the_generators_own():
+    """arch.py checks an arch without importing torch, from its own copy of the defaults."""
+    from facesynth.model.arch import ARCH_DEFAULTS, constructor_params
+
+    assert {name: p.default for name, p in constructor_params().items()} == ARCH_DEFAULTS
+
+
 def _nest(depth: int) -> str:
     return '{"size": 32, "x": ' + "[" * depth + "]" * depth + "}"
 

@@ -129,3 +129,36 @@ def test_permission_denied_is_a_clear_message(tmp_path):
     finally:
         photo.chmod(0o644)
         locked.chmod(0o755)
+
+
+def test_dashboard_run_log_arguments(tmp_path):
+    """A replay holds every record in memory: a 20 GB (sparse) log is refused from its size; a
+    store's runs folder holding only a FIFO (it would block a reader) has no run log to show."""
+    big = tmp_path / "big.jsonl"
+    with open(big, "wb") as fh:
+        fh.truncate(20 << 30)
+    assert_refused(run_cli(["dashboard", str(big), "--replay"]), 1, "the run log is 20.0 GB, more than the limit")
+    runs = tmp_path / "s.zarr.runs"
+    runs.mkdir()
+    os.mkfifo(runs / "run.jsonl")
+    assert_refused(run_cli(["dashboard", str(tmp_path / "s.zarr")]), 2, "no run log found")
+
+
+def test_run_log_line_nested_deeply_is_not_a_record():
+    from facesynth.tui.sources import parse_line
+
+    assert parse_line(b"[" * 100_000 + b"]" * 100_000) is None
+    assert parse_line(b'{"type": "run_end"}') == {"type": "run_end"}
+
+
+def test_checkpoint_file_is_size_checked_before_torch_reads_it(tmp_path):
+    from facesynth.errors import ModelFileError
+    from facesynth.model.checkpoint import safe_torch_load
+
+    ckpt = tmp_path / "latest.pt"
+    with open(ckpt, "wb") as fh:
+        fh.truncate(20 << 30)
+    with pytest.raises(ModelFileError, match=r"the checkpoint is 20\.0 GB, more than the limit of 16\.0 GB"):
+        safe_torch_load(ckpt)
+    with pytest.raises(ModelFileError, match="not a regular file"):
+        safe_torch_load("/dev/zero")
