@@ -1,20 +1,21 @@
-"""generator.onnx checked before ONNX Runtime is trusted with it.
+"""generator.onnx checked before ONNX Runtime is trusted with it in this process.
 
 ONNX Runtime runs whatever graph the file holds: a graph can allocate from values computed at run
 time (ConstantOfShape of a huge or input-dependent shape, an Expand or a Tile to a computed size)
-or point its tensors' external data at any file of the machine. An export from someone else is
-therefore checked, in this order, before a session is made in this process:
+or point its tensors' external data at any file of the machine; and parsing and inferring a crafted
+graph is itself work on hostile bytes. So this process only checks the file's size from its
+metadata (at most the arch's weights, when generator.json has an arch), and everything else runs
+in a child process (onnx_first_run.py) whose memory is capped at the budget (RLIMIT_AS) and which
+is stopped after a time box, so nothing a graph does can take this process down:
 
-1. a regular file of a bounded size (from the arch's weights when generator.json has one);
-2. external data only in files inside the export directory;
-3. `onnx.checker`, then shape inference (strict, with data propagation);
-4. one input (N,1,S,S) and one output, the documented RGBD (N,4,S,S), S from generator.json;
-5. no control flow, local functions or foreign operator domains; every operator that allocates
+1. external data only in files inside the export directory;
+2. `onnx.checker`, then shape inference (strict, with data propagation);
+3. one input (N,1,S,S) and one output, the documented RGBD (N,4,S,S), S from generator.json;
+4. no control flow, local functions or foreign operator domains; every operator that allocates
    from a tensor's values (ConstantOfShape, Expand, Tile, Range, Resize's sizes, Pad, OneHot...)
    takes them from constants or shapes only, never from the input's values; the tensors whose
    shapes are known fit the memory budget;
-6. a first run in a process of its own (onnx_first_run.py), time-boxed and with its memory capped
-   at the budget: a bomb that slips through the static checks costs that process, never this one.
+5. a first run on one zero drawing, which must give one (1,4,S,S) output.
 """
 from __future__ import annotations
 
@@ -54,10 +55,6 @@ def check_onnx(path: str | Path, size: int, arch: dict | None = None, memory_bud
                first_run_timeout_s: float = FIRST_RUN_TIMEOUT_S) -> dict:
     """Every check above on generator.onnx for a size-`size` export; returns the first run's report
     (output shapes, ms, peak RSS of its process). ModelFileError names the file and the problem."""
-    try:
-        import onnx
-    except ImportError:
-        raise MissingDependencyError("format onnx needs onnx and onnxruntime: pip install onnx onnxruntime") from None
     p = Path(path)
     limit = memory_budget // 2  # the parsed model, and ONNX Runtime's copy of its weights
     if arch is not None:
@@ -66,6 +63,15 @@ def check_onnx(path: str | Path, size: int, arch: dict | None = None, memory_bud
         check_regular(p, limit, what="ONNX model")
     except InputFileError as e:
         raise ModelFileError(f"{e} (its weights are at most {limit >> 20} MiB for the arch in generator.json)") from None
+    return run_checked(p, size, memory_budget, first_run_timeout_s)
+
+
+def static_checks(p: Path, size: int, memory_budget: int) -> None:
+    """Checks 1-4 (in the child process); ModelFileError on the first problem."""
+    try:
+        import onnx
+    except ImportError:
+        raise MissingDependencyError("format onnx needs onnx and onnxruntime: pip install onnx onnxruntime") from None
     try:
         model = onnx.load(str(p), load_external_data=False)
     except Exception as e:  # noqa: BLE001 - protobuf says DecodeError, RuntimeError, ...
@@ -80,7 +86,6 @@ def check_onnx(path: str | Path, size: int, arch: dict | None = None, memory_bud
     _check_io(p, inferred.graph, size)
     _check_allocations(p, inferred.graph)
     _check_known_sizes(p, inferred.graph, memory_budget)
-    return first_run(p, size, memory_budget, first_run_timeout_s)
 
 
 def _graphs(graph):
@@ -210,9 +215,9 @@ def _check_known_sizes(p: Path, graph, budget: int) -> None:
                          f"{sizes[big] / GiB:.1f} GiB), more than the memory budget of {budget / GiB:.1f} GiB")
 
 
-def first_run(p: Path, size: int, memory_budget: int, timeout_s: float) -> dict:
-    """One drawing through the model in a child process capped at `memory_budget` bytes and killed
-    after `timeout_s`; its report when it gave a (1,4,S,S) output, else ModelFileError."""
+def run_checked(p: Path, size: int, memory_budget: int, timeout_s: float) -> dict:
+    """Checks 1-5 in a child process capped at `memory_budget` bytes and stopped after `timeout_s`;
+    its first run's report when all passed and it gave a (1,4,S,S) output, else ModelFileError."""
     cmd = [sys.executable, "-m", "facesynth.model.onnx_first_run", str(p), str(size), str(int(memory_budget))]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
@@ -221,23 +226,25 @@ def first_run(p: Path, size: int, memory_budget: int, timeout_s: float) -> dict:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()
-        raise _refuse(p, f"its first run on one {size} px drawing did not finish within {timeout_s:g} s "
+        raise _refuse(p, f"its checks and first run on one {size} px drawing did not finish within {timeout_s:g} s "
                          "(time-boxed in a process of its own, which was stopped)", ran=True) from None
     lines = out.decode("utf-8", "replace").strip().splitlines()
     try:
         report = json.loads(lines[-1]) if lines else {}
     except ValueError:
         report = {}
+    if "refused" in report:  # a static check's ModelFileError, word for word
+        raise ModelFileError(str(report["refused"]))
     if proc.returncode < 0:
-        raise _refuse(p, f"its first run was killed by signal {-proc.returncode} (out of memory?) in the process "
-                         "that tried it", ran=True)
+        raise _refuse(p, f"its checks or first run were killed by signal {-proc.returncode} (out of memory?) in "
+                         "the process that tried them", ran=True)
     if "error" in report:
         why = (f"needs more memory than the budget of {memory_budget / GiB:.1f} GiB"
-               if report.get("memory") else f"failed: {report['error'][:300]}")
+               if report.get("memory") else f"failed: {str(report['error'])[:300]}")
         raise _refuse(p, f"its first run (in a process of its own) {why}", ran=True)
     if proc.returncode != 0 or "shapes" not in report:
         tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no report"]
-        raise _refuse(p, f"its first run ended with exit code {proc.returncode}: {tail[0][:300]}", ran=True)
+        raise _refuse(p, f"its checks ended with exit code {proc.returncode}: {tail[0][:300]}", ran=True)
     if report["shapes"] != [[1, 4, size, size]]:
         raise _refuse(p, f"its first run gave outputs {report['shapes']}, not one (1,4,{size},{size})", ran=True)
     return report

@@ -1,11 +1,14 @@
-"""The first run of an ONNX model someone sent, in a process of its own (run by onnx_check.py).
+"""The checks and first run of an ONNX model someone sent, in a process of its own (onnx_check.py
+starts it).
 
 `python -m facesynth.model.onnx_first_run MODEL SIZE BUDGET_BYTES` caps its own address space at
-what it uses after importing ONNX Runtime plus BUDGET_BYTES, builds a CPU session (ONNX Runtime
-folds constants here: an allocation bomb can go off at this point already) and runs one zero
-drawing (1, 1, SIZE, SIZE). It prints one JSON line: the output shapes, the milliseconds and its
-peak RSS, or the error. Whatever the graph does, only this process runs out of memory or time;
-its parent kills it after the time box. No facesynth module is imported: the process stays small.
+what it uses after importing onnx and ONNX Runtime plus BUDGET_BYTES, runs onnx_check's static
+checks (parsing and shape inference of the crafted bytes happen here, not in the parent), then
+builds a CPU session (ONNX Runtime folds constants here: an allocation bomb can go off at this
+point already) and runs one zero drawing (1, 1, SIZE, SIZE). It prints one JSON line: the output
+shapes, the milliseconds and its peak RSS, a static check's refusal, or the runtime's error.
+Whatever the graph does, only this process runs out of memory or time; its parent kills it after
+the time box. No torch is imported.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import json
 import resource
 import sys
 import time
+from pathlib import Path
 
 
 def _status_kb(field: str) -> int:
@@ -26,10 +30,22 @@ def _status_kb(field: str) -> int:
 def main(argv: list[str]) -> int:
     path, size, budget = argv[0], int(argv[1]), int(argv[2])
     import numpy as np
+    import onnx  # noqa: F401 - imported before the cap, like the runtime
     import onnxruntime as ort
 
-    limit = _status_kb("VmSize") * 1024 + budget  # what the runtime holds already, plus the budget
+    from facesynth.errors import ModelFileError
+    from facesynth.model.onnx_check import static_checks
+
+    limit = _status_kb("VmSize") * 1024 + budget  # what the runtimes hold already, plus the budget
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    try:
+        static_checks(Path(path), size, budget)
+    except ModelFileError as e:
+        print(json.dumps({"refused": str(e)}))
+        return 2
+    except MemoryError:
+        print(json.dumps({"error": "out of memory", "memory": True}))
+        return 3
     try:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
