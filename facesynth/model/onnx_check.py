@@ -30,7 +30,7 @@ from facesynth.errors import MissingDependencyError, ModelFileError
 from facesynth.input_files import MB, InputFileError, check_regular
 from facesynth.model.arch import DEFAULT_MEMORY_BUDGET, GiB, generator_memory
 
-FIRST_RUN_TIMEOUT_S = 60.0  # the first run of the original's 512 px model takes about a second
+FIRST_RUN_TIMEOUT_S = 60.0  # generous: a process start, the checks and one run of a generator
 # operators whose output size comes from the values of these inputs
 ALLOCATING = {"ConstantOfShape": (0,), "Expand": (1,), "Tile": (1,), "Range": (0, 1, 2), "Resize": (1, 2, 3),
               "Upsample": (1,), "Pad": (1,), "OneHot": (1,), "CenterCropPad": (1,), "Col2Im": (1, 2)}
@@ -235,6 +235,9 @@ def run_checked(p: Path, size: int, memory_budget: int, timeout_s: float) -> dic
         report = {}
     if "refused" in report:  # a static check's ModelFileError, word for word
         raise ModelFileError(str(report["refused"]))
+    if "missing" in report:
+        raise MissingDependencyError(f"format onnx needs onnx and onnxruntime ({report['missing']}): "
+                                     "pip install onnx onnxruntime")
     if proc.returncode < 0:
         raise _refuse(p, f"its checks or first run were killed by signal {-proc.returncode} (out of memory?) in "
                          "the process that tried them", ran=True)

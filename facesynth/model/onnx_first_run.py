@@ -30,8 +30,12 @@ def _status_kb(field: str) -> int:
 def main(argv: list[str]) -> int:
     path, size, budget = argv[0], int(argv[1]), int(argv[2])
     import numpy as np
-    import onnx  # noqa: F401 - imported before the cap, like the runtime
-    import onnxruntime as ort
+    try:
+        import onnx  # noqa: F401 - imported before the cap, like the runtime
+        import onnxruntime as ort
+    except ImportError as e:
+        print(json.dumps({"missing": str(e)}))
+        return 4
 
     from facesynth.errors import ModelFileError
     from facesynth.model.onnx_check import static_checks
