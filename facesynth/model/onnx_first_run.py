@@ -2,13 +2,13 @@
 starts it).
 
 `python -m facesynth.model.onnx_first_run MODEL SIZE BUDGET_BYTES` caps its own address space at
-what it uses after importing onnx and ONNX Runtime plus BUDGET_BYTES, runs onnx_check's static
-checks (parsing and shape inference of the crafted bytes happen here, not in the parent), then
-builds a CPU session (ONNX Runtime folds constants here: an allocation bomb can go off at this
-point already) and runs one zero drawing (1, 1, SIZE, SIZE). It prints one JSON line: the output
-shapes, the milliseconds and its peak RSS, a static check's refusal, or the runtime's error.
-Whatever the graph does, only this process runs out of memory or time; its parent kills it after
-the time box. No torch is imported.
+what it uses after importing onnx plus BUDGET_BYTES and runs onnx_check's static checks (parsing
+and shape inference of the crafted bytes happen here, not in the parent). A graph that passes is
+then given to ONNX Runtime, imported under a cap renewed the same way: a CPU session (ONNX Runtime
+folds constants here: an allocation bomb can go off at this point already) and one zero drawing
+(1, 1, SIZE, SIZE). It prints one JSON line: the output shapes, the milliseconds and its peak
+RSS, a static check's refusal, or the runtime's error. Whatever the graph does, only this process
+runs out of memory or time; its parent kills it after the time box. No torch is imported.
 """
 from __future__ import annotations
 
@@ -27,12 +27,18 @@ def _status_kb(field: str) -> int:
     return 0
 
 
+def cap_memory(budget: int) -> None:
+    """Address space capped at what this process holds now plus `budget` bytes. Only the soft
+    limit: nothing a graph does runs Python, so only this file raises it again (after an import)."""
+    limit = _status_kb("VmSize") * 1024 + budget
+    resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+
+
 def main(argv: list[str]) -> int:
     path, size, budget = argv[0], int(argv[1]), int(argv[2])
     import numpy as np
     try:
-        import onnx  # noqa: F401 - imported before the cap, like the runtime
-        import onnxruntime as ort
+        import onnx  # noqa: F401 - imported before the cap
     except ImportError as e:
         print(json.dumps({"missing": str(e)}))
         return 4
@@ -40,8 +46,7 @@ def main(argv: list[str]) -> int:
     from facesynth.errors import ModelFileError
     from facesynth.model.onnx_check import static_checks
 
-    limit = _status_kb("VmSize") * 1024 + budget  # what the runtimes hold already, plus the budget
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    cap_memory(budget)
     try:
         static_checks(Path(path), size, budget)
     except ModelFileError as e:
@@ -50,6 +55,12 @@ def main(argv: list[str]) -> int:
     except MemoryError:
         print(json.dumps({"error": "out of memory", "memory": True}))
         return 3
+    try:  # only a graph that passed is worth the runtime's import
+        import onnxruntime as ort
+    except ImportError as e:
+        print(json.dumps({"missing": str(e)}))
+        return 4
+    cap_memory(budget)
     try:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
