@@ -29,7 +29,7 @@ DEFAULT_RUNS = "data_store/runs"
 MAX_LOGS = 20
 HEAD_BYTES, TAIL_BYTES = 1 << 20, 64 << 10
 PROBE_TIMEOUT_S = 1.0   # a viewer on this machine answers in milliseconds
-PROBE_BUDGET_S = 3.0    # all candidates together: logs naming ports that never answer cost little
+PROBE_BUDGET_S = 2.0    # all candidates together: logs naming ports that never answer cost little
 MAX_STATUS_BYTES = 64 << 10
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")  # what urlsplit gives for [::1]
 

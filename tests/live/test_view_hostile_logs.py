@@ -124,7 +124,7 @@ def test_look_alike_status_without_facesynth_server_header_is_refused(tmp_path):
 
 
 def test_twenty_logs_naming_ports_that_never_answer_take_seconds_not_minutes(tmp_path):
-    """Each port accepts connections (the kernel's backlog) and never replies: 1 s each, 3 s in
+    """Each port accepts connections (the kernel's backlog) and never replies: 1 s each, 2 s in
     all, then the rest are reported as not tried."""
     socks = []
     for _ in range(20):
