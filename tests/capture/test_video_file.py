@@ -1,4 +1,5 @@
-"""The video file reader (capture/video/video_file.py): frames, damage policy, and untrusted files refused."""
+"""The video file reader (capture/video/video_file.py): frames, damage under the shared on_error policy,
+and untrusted files refused."""
 from __future__ import annotations
 
 import os
@@ -11,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from video_fixture_tools import damage_jpeg, synthetic_frames, write_video  # noqa: E402
 
+from facesynth.capture.damage_policy import apply_on_error  # noqa: E402
 from facesynth.capture.video.video_file import VideoFile  # noqa: E402
 from facesynth.errors import InputDataError  # noqa: E402
 
@@ -39,11 +41,15 @@ def test_reads_every_frame_in_order_with_its_time(avi):
 def test_an_undecodable_packet_follows_on_error(avi, tmp_path, policy):
     bad = damage_jpeg(avi, 6, tmp_path / "bad.avi")
     v = VideoFile(bad)
+
+    def read():
+        return list(apply_on_error(v.frames(), policy, lambda f: f.error))
+
     if policy == "fail":
         with pytest.raises(InputDataError, match="frame 6: a packet does not decode"):
-            list(v.frames(on_error="fail"))
+            read()
         return
-    frames = list(v.frames(on_error=policy))
+    frames = read()
     damaged = [f for f in frames if f.error]
     assert [(f.index, f.damage, f.rgb) for f in damaged] == [(6, "undecodable", None)]
     good = [f.index for f in frames if not f.error]
@@ -54,13 +60,13 @@ def test_a_cut_file_says_how_many_frames_are_missing(avi, tmp_path):
     cut = tmp_path / "cut.avi"
     data = avi.read_bytes()
     cut.write_bytes(data[: len(data) // 2])
-    frames = list(VideoFile(cut).frames(on_error="skip"))
+    frames = list(VideoFile(cut).frames())
     good = [f for f in frames if not f.error]
     assert 0 < len(good) < N
     assert frames[-1].damage == "truncated"
     assert len(good) + sum(f.frames_lost for f in frames if f.error) == N  # every frame accounted for
     with pytest.raises(InputDataError, match=f"frame {len(good)}: "):  # the half-cut packet, or the end
-        list(VideoFile(cut).frames(on_error="fail"))
+        list(apply_on_error(VideoFile(cut).frames(), "fail", lambda f: f.error))
 
 
 def test_files_that_are_not_plain_videos_are_refused_before_decoding(tmp_path, avi):

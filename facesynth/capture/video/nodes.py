@@ -8,21 +8,22 @@ then skips it and counts it (landmarks.skipped, by reason), and capture.rejects 
 that its depth is estimated. The metric scale is measured once per video on `scale_frames` frames
 spread over the part the capture reads and saved in the capture attribute (`face_scale`).
 
-A video file is untrusted input (video_file.py); its damaged frames follow `on_error` like an MKV
-recording's (skip: counted, a capture.damaged event each; stop; fail), and a store is tied to its
-video file like to a recording (recording_identity.py).
+A video file is untrusted input (video_file.py); its damaged frames follow `on_error` like every
+reader's (damage_policy.py: skip, counted, a capture.damaged event each; stop; fail), and a store is
+tied to its video file like to a recording (recording_identity.py).
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Iterator
 
 import numpy as np
 from pydantic import Field, model_validator
 
+from facesynth.capture.damage_policy import OnError, on_error_field
 from facesynth.capture.folder.nodes import Intrinsics
 from facesynth.capture.source import CaptureParams, CaptureSource, Frame, SourcePlan
-from facesynth.capture.video.video_file import MAX_PIXELS, VideoFrame
+from facesynth.capture.video.video_file import MAX_PIXELS
 from facesynth.errors import InputDataError, SourceMismatchError
 from facesynth.nodes.registry import register
 
@@ -38,9 +39,7 @@ class VideoParams(CaptureParams):
                                  description="the person's interpupillary distance; used instead of the iris when given")
     scale_frames: int = Field(24, ge=1, le=500, description="frames the face's metric size is measured on")
     max_pixels: int = Field(MAX_PIXELS, ge=64 * 64, le=7680 * 4320, description="largest frame accepted (w x h)")
-    on_error: Literal["skip", "stop", "fail"] = Field(
-        "skip", description="a damaged frame: skip it and count it (each one a capture.damaged event), "
-                            "stop reading there (reported too), or fail the run")
+    on_error: OnError = on_error_field()
 
     @model_validator(mode="after")
     def _one_source(self) -> "VideoParams":
@@ -66,8 +65,6 @@ class VideoSource(CaptureSource):
                 from facesynth.capture.video.webcam import Webcam
 
                 self._video = Webcam(p.device, max_pixels=p.max_pixels)
-            self._damaged: dict[str, int] = {}
-            self._frames_lost = 0
             self._faces = {"depth_frames": 0, "no_face": 0, "several_faces": 0}
         return self._video
 
@@ -122,7 +119,7 @@ class VideoSource(CaptureSource):
             span = wanted * p.stride if video.frame_count is None else min(video.frame_count, wanted * p.stride)
             slots = max(1, -(-span // p.stride))
             picks = {int(k) * p.stride for k in np.unique(np.linspace(0, slots - 1, min(p.scale_frames, slots)).round())}
-            for fr in video.frames(0, p.stride, on_error="skip"):
+            for fr in video.frames(0, p.stride):
                 if fr.rgb is not None and fr.index in picks:
                     meshes += self._single_mesh(fr.rgb)
                 if fr.index >= max(picks):
@@ -143,12 +140,11 @@ class VideoSource(CaptureSource):
         return [faces[0].mesh] if len(faces) == 1 else []
 
     def check_store(self, store, plan: SourcePlan) -> None:
-        from facesynth.capture.recording_identity import check_same_recording
+        from facesynth.capture.recording_identity import check_store_recording
 
+        check_store_recording(store, plan.capture.get("recording"))
         stored = store.attrs.get("capture")
         stored = stored if isinstance(stored, dict) else {}
-        if "recording" in plan.capture:
-            check_same_recording(str(store.path), stored.get("recording"), plan.capture["recording"])
         old = (stored.get("face_scale") or {}).get("size_mm")
         new = plan.capture["face_scale"]["size_mm"]
         if self.ctx.done and old is not None and abs(float(old) - new) > 1e-3 * new:
@@ -159,28 +155,20 @@ class VideoSource(CaptureSource):
 
     def damage_summary(self) -> dict:
         """Damaged frames by kind, and how many frames got mesh depth (no face / several: depth 0)."""
-        out: dict = {"face_mesh": dict(getattr(self, "_faces", {}))}
-        if getattr(self, "_damaged", None):
-            out.update(damaged=dict(self._damaged), frames_lost=self._frames_lost)
-        return out
+        return {**super().damage_summary(), "face_mesh": dict(getattr(self, "_faces", {}))}
 
     def frames(self, start: int) -> Iterator[Frame]:
         video = self._reader()
-        p = self.params
-        source = (video.frames(start, p.stride, on_error=p.on_error) if p.path is not None
-                  else video.frames(start, p.stride))
-        for fr in source:
-            if fr.error is not None:
-                yield self._damage(fr)
-                continue
-            yield Frame(fr.index, fr.timestamp_us, fr.rgb, self._depth(fr.rgb))
 
-    def _damage(self, fr: VideoFrame) -> Frame:
-        self._damaged[fr.damage] = self._damaged.get(fr.damage, 0) + 1
-        self._frames_lost += fr.frames_lost
-        self.ctx.report("capture.damaged", tally=fr.damage, frame=fr.index, kind=fr.damage,
-                        frames_lost=fr.frames_lost, policy=self.params.on_error, error=fr.error)
-        return Frame(fr.index, fr.timestamp_us, None, None, error=fr.error)
+        def read() -> Iterator[Frame]:
+            for fr in video.frames(start, self.params.stride):
+                if fr.error is not None:
+                    yield Frame(fr.index, fr.timestamp_us, None, None, error=fr.error, damage=fr.damage,
+                                frames_lost=fr.frames_lost)
+                else:
+                    yield Frame(fr.index, fr.timestamp_us, fr.rgb, self._depth(fr.rgb))
+
+        yield from self.damage_ledger().frames(read())
 
     def _depth(self, rgb: np.ndarray) -> np.ndarray:
         from facesynth.capture.video.mesh_depth import face_depth_map

@@ -6,12 +6,11 @@ open local files only (`protocol_whitelist=file`: no network) and only the conta
 width x height must be within `max_pixels`. Every decoded frame must have the stream's size
 before it is converted to an array.
 
-Damage FFmpeg reports follows `on_error` as for MKV recordings: a packet it cannot decode is a
+Damage FFmpeg reports is yielded in order among the good frames, as a VideoFrame with `error`
+set, for the `on_error` policy to decide (capture/damage_policy.py): a packet it cannot decode is a
 damaged frame ("undecodable"); the container failing to give further packets ends the video
 ("unreadable"); fewer frames than the container declared is a cut ("truncated", frames_lost the
-difference). `skip` yields each as a VideoFrame with `error` set and goes on, `stop` yields the
-first and ends, `fail` raises InputDataError naming the frame. Damage a decoder conceals (smeared
-blocks in an H.264 stream) is not detected.
+difference). Damage a decoder conceals (smeared blocks in an H.264 stream) is not detected.
 """
 from __future__ import annotations
 
@@ -92,10 +91,8 @@ class VideoFile:
             raise InputDataError(f"{self.path}: the file has no video stream")
         return c
 
-    def frames(self, start: int = 0, stride: int = 1, on_error: str = "fail") -> Iterator[VideoFrame]:
-        """Frames with index >= start and index % stride == 0, in order (damage: module doc)."""
-        if on_error not in ("fail", "skip", "stop"):
-            raise ValueError(f"on_error must be fail, skip or stop, not {on_error!r}")
+    def frames(self, start: int = 0, stride: int = 1) -> Iterator[VideoFrame]:
+        """Frames with index >= start and index % stride == 0, in order, damaged ones included (module doc)."""
         av = _av()
         index = 0
         with self._open(av) as c:
@@ -107,17 +104,13 @@ class VideoFile:
                 except StopIteration:
                     break
                 except av.error.FFmpegError as exc:
-                    yield from self._damaged(index, "unreadable", f"the container stops giving packets ({_why(exc)})",
-                                             on_error)
+                    yield self._damaged(index, "unreadable", f"the container stops giving packets ({_why(exc)})")
                     return
                 try:
                     decoded = packet.decode()
                 except av.error.FFmpegError as exc:
                     if index >= start:
-                        yield from self._damaged(index, "undecodable", f"a packet does not decode ({_why(exc)})",
-                                                 on_error)
-                        if on_error == "stop":
-                            return
+                        yield self._damaged(index, "undecodable", f"a packet does not decode ({_why(exc)})")
                     index += 1
                     continue
                 for frame in decoded:
@@ -125,9 +118,8 @@ class VideoFile:
                         yield self._frame(index, frame)
                     index += 1
         if self.frame_count is not None and index < self.frame_count:
-            lost = self.frame_count - index
-            yield from self._damaged(index, "truncated", f"the file ends after {index} of the {self.frame_count} "
-                                     "frames its container declares (cut short?)", on_error, lost=lost)
+            yield self._damaged(index, "truncated", f"the file ends after {index} of the {self.frame_count} "
+                                "frames its container declares (cut short?)", lost=self.frame_count - index)
 
     def _frame(self, index: int, frame) -> VideoFrame:
         if (frame.width, frame.height) != self._stream_size:
@@ -140,12 +132,9 @@ class VideoFile:
         ts_us = int(round(ts * 1e6)) if ts is not None else int(round(index * 1e6 / self.fps))
         return VideoFrame(index, ts_us, rgb)
 
-    def _damaged(self, index: int, kind: str, why: str, on_error: str, lost: int = 1) -> Iterator[VideoFrame]:
-        message = f"{self.path}: frame {index}: {why}"
-        if on_error == "fail":
-            raise InputDataError(message + " (on_error: fail)")
-        yield VideoFrame(index, int(round(index * 1e6 / self.fps)), None, error=message, damage=kind,
-                         frames_lost=lost)
+    def _damaged(self, index: int, kind: str, why: str, lost: int = 1) -> VideoFrame:
+        return VideoFrame(index, int(round(index * 1e6 / self.fps)), None, error=f"{self.path}: frame {index}: {why}",
+                          damage=kind, frames_lost=lost)
 
 
 def _quarter_turns(frame) -> int:
