@@ -169,20 +169,17 @@ class TrueDepthSequence:
 
 
 def load_truedepth_sequence(indices: list[int] | None = None, root: Path | None = None) -> TrueDepthSequence:
-    """The sequence's frames `indices` (all 34 when None), scaled to mm with info.json's `scale`."""
-    from facesynth.input_files import read_json
+    """The sequence's frames `indices` (all 34 when None), in mm with info.json's depth scale."""
+    from facesynth.capture.folder.camera_json import read_camera_json
 
     d = (root or realdata_root()) / TRUEDEPTH_SEQUENCE
     if not d.is_dir():
         raise InputDataError(f"{d}: real data folder absent")
-    info = read_json(d / "info.json")
-    streams = {s["name"]: s["properties"]["intrinsics"] for s in info["streams"]}
-    k = streams["Color"]
-    idx = list(range(int(info["frames"]))) if indices is None else list(indices)
+    cam = read_camera_json(d / "info.json")
+    idx = list(range(len(list(d.glob("color_*.jpg"))))) if indices is None else list(indices)
     color = np.stack([_rgb(d / f"color_{i:02d}.jpg") for i in idx])
-    depth = np.stack([_u16(d / f"depth_{i:02d}.png").astype(np.float32) * float(streams["Depth"]["scale"])
-                      for i in idx])
-    intr = {"fx": float(k["focal"][0]), "fy": float(k["focal"][1]), "cx": float(k["pp"][0]), "cy": float(k["pp"][1])}
+    depth = np.stack([_u16(d / f"depth_{i:02d}.png").astype(np.float32) * float(cam.depth_scale_mm) for i in idx])
+    intr = {k: float(cam.color[k]) for k in ("fx", "fy", "cx", "cy")}
     return TrueDepthSequence(idx, color, depth, intr)
 
 
