@@ -31,6 +31,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         echo(json.dumps(info, indent=2, default=str))
         return 0
     echo(f"store {info['path']}  (chunks of {info['chunk_frames']} frames)")
+    if "depth_source" in info["attrs"]:
+        source = info["attrs"]["depth_source"]
+        text = source if isinstance(source, str) and source.isidentifier() else json.dumps(source, default=str)
+        echo(f"depth source: {text}" + (" (estimated from the face mesh, not measured)" if source == "face_mesh" else ""))
     for name, a in info["arrays"].items():
         ok = f"  ok frames: {a['frames_ok']}" if "frames_ok" in a else ""
         echo(f"  {name:28s} {str(tuple(a['shape'])):22s} {a['dtype']:8s}{ok}")
