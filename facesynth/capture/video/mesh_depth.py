@@ -32,7 +32,7 @@ from typing import Iterable
 import numba
 import numpy as np
 
-from facesynth.capture.kinect.registration import _triangle as draw_triangle
+from facesynth.capture.zbuffer import draw_triangle
 from facesynth.errors import InputDataError, MissingDependencyError
 
 IRIS_MM = 11.7                                   # horizontal visible iris diameter of adults

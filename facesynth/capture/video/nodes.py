@@ -21,8 +21,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from facesynth.capture.damage_policy import OnError, on_error_field
-from facesynth.capture.folder.nodes import Intrinsics
-from facesynth.capture.source import CaptureParams, CaptureSource, Frame, SourcePlan
+from facesynth.capture.source import CaptureParams, CaptureSource, Frame, Intrinsics, SourcePlan
 from facesynth.capture.video.video_file import MAX_PIXELS
 from facesynth.errors import InputDataError, SourceMismatchError
 from facesynth.nodes.registry import register
