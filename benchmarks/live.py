@@ -222,7 +222,7 @@ def run_rate(model: str, device: str, threads: int, size: int, rate: float, seco
 
 def model_shape(model: str) -> dict:
     """size and ngf of an export, from its generator.json (what the header reports)."""
-    from facesynth.model.export import export_files, read_meta
+    from facesynth.model.export_meta import export_files, read_meta
 
     meta = read_meta(export_files(model, "weights")[1])
     return {"size": int(meta["size"]), "ngf": int(meta.get("ngf") or meta.get("arch", {}).get("ngf", 0)) or None}

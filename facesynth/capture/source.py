@@ -19,12 +19,23 @@ from pydantic import BaseModel, ConfigDict, Field
 from facesynth.errors import InputDataError, MissingDependencyError, SourceMismatchError, StoreError
 from facesynth.nodes.base import ChunkRef, Node, Output, Params
 from facesynth.capture.capture_gate import EVAL, CaptureGate
+from facesynth.capture.damage_policy import DamageLedger
 
 
 class FrameCounts(BaseModel):
     model_config = ConfigDict(extra="forbid")
     train: int = Field(1500, ge=0, le=1_000_000)
     eval: int = Field(250, ge=0, le=1_000_000)
+
+
+class Intrinsics(BaseModel):
+    """Pinhole intrinsics in pixels of the images they describe (a source's `intrinsics` parameter)."""
+
+    model_config = ConfigDict(extra="forbid")
+    fx: float = Field(..., gt=0)
+    fy: float = Field(..., gt=0)
+    cx: float
+    cy: float
 
 
 class CaptureParams(Params):
@@ -43,7 +54,9 @@ class Frame:
     color: np.ndarray | None
     depth: np.ndarray | None
     ir: np.ndarray | None = None
-    error: str | None = None
+    error: str | None = None      # a damaged frame: why (see damage_policy.py); the images are None
+    damage: str | None = None     # its kind (jpeg, size, zip, ...), counted by kind
+    frames_lost: int = 1          # source frames it stands for (an unreadable stretch: several)
 
 
 @dataclass
@@ -98,9 +111,16 @@ class CaptureSource(Node):
     def check_store(self, store, plan: SourcePlan) -> None:
         """Refuse a store this source must not add to (made from another source); before any write."""
 
+    def damage_ledger(self) -> DamageLedger:
+        """The `on_error` policy and tally of a source that finds damaged frames (its params have on_error)."""
+        if getattr(self, "_damage", None) is None:
+            self._damage = DamageLedger(self.params.on_error, self.ctx.report)
+        return self._damage
+
     def damage_summary(self) -> dict:
         """Damaged source frames by kind, for the capture.rejects report (sources that detect damage)."""
-        return {}
+        ledger = getattr(self, "_damage", None)
+        return ledger.summary() if ledger is not None else {}
 
     def _rejects(self, gate: CaptureGate) -> None:
         self.ctx.report("capture.rejects", **gate.summary(), **self.damage_summary())

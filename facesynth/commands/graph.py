@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from facesynth.graph.checks import load_graph
+from facesynth.terminal_text import echo
 
 
 def _add_graph_args(p: argparse.ArgumentParser) -> None:
@@ -17,10 +18,8 @@ def _add_graph_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from facesynth.runtime.console_text import terminal_safe
-
     loaded = load_graph(args.file, args.overrides)
-    print(f"{terminal_safe(args.file)}: ok ({len(loaded.spec.nodes)} nodes)")
+    echo(f"{args.file}: ok ({len(loaded.spec.nodes)} nodes)")
     return 0
 
 
@@ -28,7 +27,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from facesynth.graph.render import as_mermaid, as_table
 
     loaded = load_graph(args.file, args.overrides)
-    print(as_mermaid(loaded.spec) if args.format == "mermaid" else as_table(loaded.spec))
+    echo(as_mermaid(loaded.spec) if args.format == "mermaid" else as_table(loaded.spec))
     return 0
 
 

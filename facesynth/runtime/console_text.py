@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 import shlex
-import unicodedata
 from pathlib import Path
 from typing import Any
+
+from facesynth.terminal_text import terminal_safe as _terminal_safe
 
 #: the held-out numbers a person cares about, in the order shown: key, label, unit, format
 EPOCH_METRICS = (("depth_mae_mm", "depth", " mm", "{:.2f}"), ("face_ssim", "face SSIM", "", "{:.3f}"),
@@ -25,16 +26,8 @@ SUMMARY_METRICS = (("depth_mae_mm", "depth MAE", " mm", "{:.2f}"), ("face_ssim",
 
 
 def terminal_safe(text: Any) -> str:
-    """`text` with every control and format character (C0, DEL, C1, bidi overrides, zero-width
-    ones, line breaks) written as a visible escape such as \\x1b or \\u202e."""
-    out = []
-    for ch in str(text):
-        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
-            code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-        else:
-            out.append(ch)
-    return "".join(out)
+    """`text` on one line with its control characters escaped (facesynth/terminal_text.py)."""
+    return _terminal_safe(text, newlines=False)
 
 
 def number(v: Any, digits: int = 3) -> str:

@@ -52,7 +52,7 @@ def test_terminal_safe_escapes_what_could_steer_a_terminal():
     hostile = "cam\x1b[2J\x1b]0;owned\x07era\u202eevil\nline\x9b"
     safe = ct.terminal_safe(hostile)
     assert not CONTROL.search(safe) and "\u202e" not in safe and "\n" not in safe
-    assert safe == "cam\\x1b[2J\\x1b]0;owned\\x07era\\u202eevil\\x0aline\\x9b"
+    assert safe == "cam\\x1b[2J\\x1b]0;owned\\x07era\\u202eevil\\nline\\x9b"
     # a node named with escapes in a graph file reaches the screen escaped
     line = ct.stage_text("bad\x1b[31mnode", {"state": "running", "items": 3, "total": 9, "estimated": True,
                                               "rate": 1.5, "remaining_s": 4.0})
