@@ -25,13 +25,13 @@ import torch
 from torch import nn
 
 from facesynth.errors import MissingDependencyError, ModelFileError, ModelWriteError
-from facesynth.model.arch import DEFAULT_MEMORY_BUDGET, build_generator, generator_arch
+from facesynth.model.arch import DEFAULT_MEMORY_BUDGET
 from facesynth.model.export_meta import (FORMATS, META_NAME, ONNX_NAME, TS_NAME, WEIGHTS_NAME,  # noqa: F401
                                          CheckedExport, Format, check_export, export_files, sha256_of)
 from facesynth.model.onnx_check import FIRST_RUN_TIMEOUT_S
 from facesynth.model.checkpoint import (TMP_PREFIX, Checkpoints, atomic_torch_save, load_checkpoint,
                                          safe_torch_load)
-from facesynth.model.generator import UNetGenerator, apply_background_mask
+from facesynth.model.generator import UNetGenerator, apply_background_mask, build_generator, generator_arch
 
 
 
