@@ -24,13 +24,14 @@ from typing import Callable
 
 from facesynth.errors import StoreLockedError
 from facesynth.input_files import KB, InputFileError, check_regular, parse_json, read_bytes
+from facesynth.terminal_text import terminal_safe
 
 LOCK = "facesynth_run.lock"
 MAX_LOCK_BYTES = 64 * KB  # as written: ~150 bytes
 
 
 def _warn_stderr(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    print(f"warning: {terminal_safe(message)}", file=sys.stderr)
 
 
 def pid_alive(pid: int) -> bool:

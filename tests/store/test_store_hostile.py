@@ -4,7 +4,7 @@ zarr.json files declaring huge shapes or other chunks, and store files replaced 
 never a traceback, in little memory and time (docs/bad_input.md).
 
 The cases that could exhaust memory or block run the real CLI in a child process that reports its
-peak RSS (the helper of tests/spine/test_graph_hostile_files.py); the child's CPU seconds are what
+peak RSS (tests/spine/cli_child.py, as the graph-file tests do); the child's CPU seconds are what
 is held to the 10 s limit (its wall time is measured too, with a generous bound that catches a
 hang: on this shared 2-core machine, at a load of 10, `model eval` spends 15 s of wall time on
 3.3 s of CPU before it reads a store). The others call cli.main() here.
@@ -25,7 +25,7 @@ from facesynth.cli import main
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "spine"))
 sys.path.insert(0, str(Path(__file__).parents[1] / "live"))
-from test_graph_hostile_files import run_cli  # noqa: E402 - the subprocess + peak RSS helper
+from cli_child import run_cli  # noqa: E402 - the hostile-input tests' subprocess + peak RSS helper
 
 MAX_RSS_MB = 500
 MAX_CPU_S = 10.0
