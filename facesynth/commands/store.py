@@ -40,7 +40,7 @@ def store_info(path: str) -> dict:
 def cmd_info(args: argparse.Namespace) -> int:
     info = store_info(args.path)
     for warning in info["warnings"]:
-        print(f"warning: {warning}", file=sys.stderr)
+        echo(f"warning: {warning}", file=sys.stderr)
     if args.json:
         echo(json.dumps(info, indent=2, default=str))
         return 0
@@ -65,7 +65,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from facesynth.store.check import check_store
 
     report = check_store(args.path, repair=not args.dry_run,
-                         say=lambda line: print(f"  ... {line}", file=sys.stderr, flush=True))
+                         say=lambda line: echo(f"  ... {line}", file=sys.stderr))
     if args.json:
         echo(json.dumps(report.to_dict(), indent=2, default=str))
         return 0 if report.clean else 1
