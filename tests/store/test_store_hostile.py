@@ -350,7 +350,7 @@ def test_nothing_outside_the_store_is_written_or_removed_through_a_link(tmp_path
     file is refused by runs (which append to progress files) and only the link is removed by
     `store check`; a linked folder is reported and only the link removed, never what it leads to."""
     store, graph = copy_of(bench_store, tmp_path)
-    outside = tmp_path / "outside"
+    outside = tmp_path / "out\x1b]0;pwned\x07side"  # the link's target is shown: escaped, never raw
     outside.mkdir()
     notes = outside / "notes.jsonl"
     notes.write_text('{"mine": 1}\nnot json\n')
@@ -364,7 +364,9 @@ def test_nothing_outside_the_store_is_written_or_removed_through_a_link(tmp_path
     assert f"{store}/_progress/blur.jsonl: the progress file is reached through the link" in err, err
     assert main(["store", "check", str(store)]) == 1
     out = capsys.readouterr().out
-    assert f"array or group 'bench' not checked: it is a link to {outside}/bench, not a folder" in out, out
+    shown = str(outside).replace("\x1b", "\\x1b").replace("\x07", "\\x07")
+    assert f"array or group 'bench' not checked: it is a link to {shown}/bench, not a folder" in out, out
+    assert "\x1b" not in out and "\x07" not in out
     assert notes.read_text() == '{"mine": 1}\nnot json\n'  # neither appended to nor rewritten
     assert chunk_path(outside, "bench/frames", 1, 3).read_bytes() == b"damaged"  # only the link was removed
     assert not (store / "bench").is_symlink() and (outside / "bench" / "frames" / "zarr.json").is_file()
