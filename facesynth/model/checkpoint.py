@@ -3,8 +3,9 @@ kept within a bound, and read back with a fallback when the newest one is damage
 
 On disk (`<model dir>/checkpoints/`): `epoch_NNNN.pt` for the last `keep_last` epochs,
 `latest.pt` (the newest: an epoch end, or a mid-epoch stop), `best.pt` (the epoch with the
-lowest eval depth MAE). latest/best are hard links to an epoch file where they can be, so
-they cost no extra space. Every file is written to a `.tmp-*` name, fsynced and renamed: a
+lowest eval depth MAE). latest/best are copies of an epoch file of their own (a copy-on-write
+clone where the filesystem makes them, else a real copy; never a hard link), so one damaged
+file costs at most one epoch: the fallback finds the same epoch in the other file. Every file is written to a `.tmp-*` name, fsynced and renamed: a
 crash or a full disk leaves the previous checkpoint intact and no temporary file behind.
 
 Read with `torch.load(weights_only=True)`: a checkpoint file is never a way to run code.
@@ -12,6 +13,7 @@ Read with `torch.load(weights_only=True)`: a checkpoint file is never a way to r
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import re
 import shutil
@@ -169,17 +171,30 @@ def _fsync_dir(d: Path) -> None:
         os.close(fd)
 
 
-def _link(src: Path, dst: Path) -> None:
-    """Make `dst` name the same bytes as `src` (a hard link; a copy where links are not allowed)."""
-    tmp = dst.with_name(f"{TMP_PREFIX}{os.getpid()}-link-{dst.name}")
-    tmp.unlink(missing_ok=True)
-    try:
+FICLONE = 0x40049409  # linux/fs.h _IOW(0x94, 9, int): a copy-on-write clone of a whole file
+
+
+def _clone_or_copy(src: Path, dst: Path) -> None:
+    """`dst` gets `src`'s bytes as a file of its own: a copy-on-write clone where the filesystem
+    makes them (btrfs, XFS, ...: no extra space until one is changed), else a real copy."""
+    with open(src, "rb") as fin, open(dst, "xb") as fout:
         try:
-            os.link(src, tmp)
+            fcntl.ioctl(fout.fileno(), FICLONE, fin.fileno())
         except OSError as e:
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise
-            shutil.copyfile(src, tmp)
+            shutil.copyfileobj(fin, fout, 1 << 20)
+        fout.flush()
+        os.fsync(fout.fileno())
+
+
+def _copy(src: Path, dst: Path) -> None:
+    """Make `dst` an independent copy of `src` (never a hard link: damage to one file must not be
+    damage to both, so one damaged checkpoint costs at most one epoch), atomically."""
+    tmp = dst.with_name(f"{TMP_PREFIX}{os.getpid()}-copy-{dst.name}")
+    tmp.unlink(missing_ok=True)
+    try:
+        _clone_or_copy(src, tmp)
         os.replace(tmp, dst)
     except OSError as e:
         tmp.unlink(missing_ok=True)
@@ -223,9 +238,9 @@ class Checkpoints:
         if not epoch_end:
             return atomic_torch_save(state, self.dir / LATEST)
         target = atomic_torch_save(state, self.dir / f"epoch_{int(state['epoch']):04d}.pt")
-        _link(target, self.dir / LATEST)
+        _copy(target, self.dir / LATEST)
         if self._is_best(state):
-            _link(target, self.dir / BEST)
+            _copy(target, self.dir / BEST)
         self._prune()
         return target
 
@@ -240,7 +255,7 @@ class Checkpoints:
 
     def _prune(self) -> None:
         for old in self.epoch_files()[:-self.keep_last]:
-            old.unlink(missing_ok=True)  # latest/best are their own links: they stay
+            old.unlink(missing_ok=True)  # latest/best are copies of their own: they stay
 
     def candidates(self) -> list[Path]:
         """Where a resume looks, newest first: latest, the epoch files, best."""
