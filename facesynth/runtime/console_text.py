@@ -116,6 +116,8 @@ def train_start_line(rec: dict) -> str:
 def live_stats_line(rec: dict) -> str:
     """`viewer  89.6 fps  latency 11.2 / 18.0 ms (p50 / p99)  generator 4.9 ms  drops 0  1 client`."""
     parts = [f"{terminal_safe(rec.get('node', 'live'))}", f"{number(rec.get('fps', 0.0), 3)} fps"]
+    if rec.get("source"):
+        parts.insert(1, f"from {terminal_safe(rec['source'])}")
     lat = rec.get("latency_ms") or {}
     if isinstance(lat, dict) and lat.get("p50") is not None:
         parts.append(f"latency {number(lat['p50'])} / {number(lat.get('p99'))} ms (p50 / p99)")
