@@ -203,6 +203,8 @@ def read_meta(meta_path: Path) -> dict:
         raise ModelFileError(f"{meta_path} is damaged ({type(e).__name__}: {e})") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("size"), int):
         raise ModelFileError(f"{meta_path} is not a facesynth generator.json (no integer 'size')")
+    if not isinstance(meta.get("depth_source", ""), str):  # optional: exports before issue 21 have none
+        raise ModelFileError(f"{meta_path}: 'depth_source' must be a string (where the training depth came from)")
     return meta
 
 

@@ -1,9 +1,11 @@
 """Training step and loop of the pix2pix / pix2pixHD recipe (DESIGN.md section 2).
 
 Adam lr 2e-4 betas (0.5, 0.999); `epochs` at the full rate then `decay_epochs` of linear
-decay to zero; a checkpoint at every epoch end (and when stopped early), from which a rerun
-continues to the same final epoch count; each epoch a preview PNG and eval metrics, sent
-through `callback(name, data)` as `train.step` / `train.epoch` events. Runs on a GPU when
+decay to zero (or `steps` + `decay_steps`, counted in steps: model/schedule.py); eval metrics and
+a preview PNG every `eval_every_steps` steps or `eval_every_s` seconds and at the end, sent
+through `callback(name, data)` as `train.step` / `train.epoch` events (the name kept from when
+they came once an epoch); a checkpoint at the first evaluation after `checkpoint_every_s`, at
+the end and when stopped, from which a rerun continues to the same final step. Runs on a GPU when
 there is one; bf16 autocast and channels_last are used where they were measured faster
 (see benchmarks/model.py: on GPUs; on this CPU both were slower, so they stay off there).
 
@@ -34,6 +36,7 @@ from facesynth.model.generator import UNetGenerator, apply_background_mask
 from facesynth.model.losses import LossWeights, discriminator_loss, generator_loss, reconstruction_loss
 from facesynth.model.metrics import evaluate, mean_image_baseline
 from facesynth.model.preview import write_preview
+from facesynth.model.schedule import Cadence, Plan, lr_factor, plan
 
 Callback = Callable[[str, dict], None]
 
@@ -47,6 +50,11 @@ class TrainConfig:
     num_d: int = 3
     epochs: int = 30
     decay_epochs: int = 70
+    steps: int = 0                # > 0: the budget in steps (then decay_steps), not epochs
+    decay_steps: int = 0
+    eval_every_steps: int = 0     # evaluate + preview every N steps (0 = off) ...
+    eval_every_s: float = 60.0    # ... or every N seconds of training, whichever comes first
+    checkpoint_every_s: float = 300.0  # a checkpoint at the first evaluation after this long
     batch_size: int = 1
     lr: float = 2e-4
     beta1: float = 0.5
@@ -112,11 +120,6 @@ def random_shift(x: torch.Tensor, y: torch.Tensor, px: int) -> tuple[torch.Tenso
     return shift(x), shift(y)
 
 
-def lr_factor(epoch: int, epochs: int, decay_epochs: int) -> float:
-    """pix2pix 'linear' policy: 1 for `epochs`, then down to ~0 over `decay_epochs` (0-based epoch)."""
-    return 1.0 - max(0, epoch + 1 - epochs) / float(decay_epochs + 1)
-
-
 class Trainer:
     """Owns G, D, their optimisers and the run directory (checkpoints/, previews/)."""
 
@@ -161,8 +164,9 @@ class Trainer:
                 "rng": torch.get_rng_state(),
                 **({"rng_cuda": torch.cuda.get_rng_state()} if self.device.type == "cuda" else {})}
 
-    def save(self, epoch_end: bool) -> Path:
-        return self.checkpoints.save(self.state(), epoch_end)
+    def save(self, keep: bool) -> Path:
+        """A checkpoint: kept (a step file, latest, best) or, when stopping, latest.pt alone."""
+        return self.checkpoints.save(self.state(), keep)
 
     def resume(self) -> bool:
         """Continue from the newest intact checkpoint (latest.pt, else an older one) if there is one."""
@@ -196,10 +200,9 @@ class Trainer:
             torch.cuda.set_rng_state(st["rng_cuda"].cpu())
         return True
 
-    def _set_lr(self, factor: float | None = None) -> float:
-        """Epoch schedule (or an explicit `factor`, as benchmarks/quality.py's budgets use)."""
-        f = lr_factor(self.epoch, self.cfg.epochs, self.cfg.decay_epochs) if factor is None else factor
-        lr = self.cfg.lr * f
+    def _set_lr(self, factor: float) -> float:
+        """Learning rate = cfg.lr x `factor` (the plan's schedule, or benchmarks/quality.py's budgets)."""
+        lr = self.cfg.lr * factor
         for opt in (self.opt_G, self.opt_D):
             for g in opt.param_groups:
                 g["lr"] = lr
@@ -277,9 +280,12 @@ class Trainer:
             return gen(x).float()
 
     # ---- the loop -------------------------------------------------------------------
+    def plan(self, n_train: int) -> Plan:
+        return plan(self.cfg, n_train)
+
     def fit(self, train: PairData, eval_data: PairData | None = None,
             should_stop: Callable[[], bool] | None = None) -> dict:
-        """Train to `total_epochs` (continuing from a checkpoint if resume() found one).
+        """Train to the plan's last step (continuing from a checkpoint if resume() found one).
 
         Returns {"status": "done"|"stopped", "epoch", "step", "eval", "baseline"}.
         """
@@ -290,59 +296,93 @@ class Trainer:
         train = train.to(self.device)
         eval_data = eval_data.to(self.device) if eval_data is not None and len(eval_data) else None
         deadline = time.monotonic() + cfg.max_minutes * 60 if cfg.max_minutes else None
-        steps = math.ceil(len(train) / cfg.batch_size)
-        total = cfg.total_epochs
-        last_log, status = 0.0, "done"
+        pl = self.plan(len(train))
+        cadence = Cadence(cfg.eval_every_steps, cfg.eval_every_s, cfg.checkpoint_every_s)
         last = self.history[-1] if self.history else {}
         result: dict = {"eval": last.get("eval", {}), "baseline": last.get("baseline", {})}
-        while self.epoch < total:
-            lr = self._set_lr()
-            perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed * 100003 + self.epoch))
-            t_epoch = time.perf_counter()
-            while self.epoch_step < steps:
-                b = perm[self.epoch_step * cfg.batch_size:(self.epoch_step + 1) * cfg.batch_size]
-                x, y = train.batch(b)
-                losses = self.train_step(x, y)
-                self.step += 1
-                self.epoch_step += 1
-                now = time.monotonic()
-                if now - last_log >= cfg.log_every_s or self.epoch_step == steps:
-                    last_log = now
-                    self.callback("train.step", {"epoch": self.epoch + 1, "epochs": total,
-                                                 "step": self.epoch_step, "steps": steps,
-                                                 "global_step": self.step, "lr": lr, "losses": losses})
-                if (deadline and now > deadline) or (should_stop and should_stop()):
-                    if self.epoch_step < steps:
-                        self.save(epoch_end=False)
-                        return {"status": "stopped", "epoch": self.epoch, "step": self.step}
-                    status = "stopped"
-                    break
-            self.epoch += 1
-            self.epoch_step = 0
-            result = self._end_epoch(train, eval_data, time.perf_counter() - t_epoch, steps)
-            if status == "stopped" and self.epoch < total:
-                return {"status": "stopped", "epoch": self.epoch, "step": self.step, **result}
+        last_log, period = 0.0, _Period(self.step)
+        perm_epoch, perm = None, None
+        while self.step < pl.total_steps:
+            if perm_epoch != self.epoch:  # the epoch's order, from the seed: a resume sees the same
+                perm_epoch = self.epoch
+                perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed * 100003 + self.epoch))
+            lr = self._set_lr(pl.lr_factor(cfg, self.step, self.epoch))
+            t = time.perf_counter()
+            x, y = train.batch(perm[self.epoch_step * cfg.batch_size:(self.epoch_step + 1) * cfg.batch_size])
+            losses = self.train_step(x, y)
+            period.train_s += time.perf_counter() - t
+            self.step += 1
+            self.epoch_step += 1
+            if self.epoch_step == pl.steps_per_epoch:
+                self.epoch, self.epoch_step = self.epoch + 1, 0
+            now = time.monotonic()
+            if now - last_log >= cfg.log_every_s or self.step == pl.total_steps:
+                last_log = now
+                self.callback("train.step", {"epoch": self.epoch + (self.epoch_step > 0), "epochs": pl.total_epochs,
+                                             "step": self.epoch_step or pl.steps_per_epoch,
+                                             "steps": pl.steps_per_epoch, "global_step": self.step,
+                                             "total_steps": pl.total_steps, "lr": lr, "losses": losses})
+            if self.step == pl.total_steps:
+                break
+            if (deadline and now > deadline) or (should_stop and should_stop()):
+                self._checkpoint(cadence, keep=False)
+                return {"status": "stopped", "epoch": self.epoch, "step": self.step}
+            at_eval = cadence.eval_due(self.step)
+            if at_eval:
+                result = self._evaluate(train, eval_data, period, pl, cadence)
+            if cadence.checkpoint_due(at_eval):
+                result["checkpoint"] = str(self._checkpoint(cadence, keep=True))
+        if period.steps(self.step):  # the end: evaluated and saved unless a rerun of a finished run
+            result = self._evaluate(train, eval_data, period, pl, cadence)
+            result["checkpoint"] = str(self._checkpoint(cadence, keep=True))
         return {"status": "done", "epoch": self.epoch, "step": self.step, **result}
 
-    def _end_epoch(self, train: PairData, eval_data: PairData | None, seconds: float, steps: int) -> dict:
+    def _checkpoint(self, cadence: Cadence, keep: bool) -> Path:
+        path = self.save(keep)
+        cadence.saved()
+        self._last_checkpoint = path
+        return path
+
+    def _evaluate(self, train: PairData, eval_data: PairData | None, period: "_Period", pl: Plan,
+                  cadence: Cadence) -> dict:
+        """Metrics on the held-out frames and a preview, as a history entry and a train.epoch event."""
+        t0 = time.perf_counter()
         data = eval_data if eval_data is not None else train
         n = min(self.cfg.preview_count, len(data))
         x, y = data.batch(list(range(n)))
         pred = apply_background_mask(self.predict(x))
-        preview = write_preview(self.run_dir / "previews" / f"epoch_{self.epoch:04d}.png", x, pred, y)
+        preview = write_preview(self.run_dir / "previews" / f"step_{self.step:08d}.png", x, pred, y)
         metrics, baseline = {}, {}
         if eval_data is not None:
             metrics = evaluate(self.predict, eval_data, self.lpips)
-            if self._baseline is None:  # the same every epoch
+            if self._baseline is None:  # the same every time
                 mean = mean_image_baseline(eval_data)
                 self._baseline = evaluate(lambda xb: mean.expand(xb.shape[0], -1, -1, -1), eval_data, self.lpips)
             baseline = self._baseline
+        steps, seconds = period.steps(self.step), period.train_s
         entry = {"epoch": self.epoch, "step": self.step, "eval": metrics, "baseline": baseline,
-                 "epoch_s": seconds, "steps_per_s": steps / max(seconds, 1e-9)}
+                 "epoch_s": seconds, "steps_per_s": steps / max(seconds, 1e-9),
+                 "eval_s": time.perf_counter() - t0}
         self.history.append(entry)
-        ckpt = self.save(epoch_end=True)
-        self.callback("train.epoch", {"epoch": self.epoch, "epochs": self.cfg.total_epochs,
-                                      "eval": metrics, "baseline": baseline, "preview": str(preview),
-                                      "checkpoint": str(ckpt), "epoch_s": round(seconds, 3),
-                                      "steps_per_s": round(entry["steps_per_s"], 3)})
-        return {"eval": metrics, "baseline": baseline, "preview": str(preview), "checkpoint": str(ckpt)}
+        period.restart(self.step)
+        cadence.evaluated()
+        last = getattr(self, "_last_checkpoint", None)
+        self.callback("train.epoch", {"epoch": self.epoch, "epochs": pl.total_epochs, "step": self.step,
+                                      "steps": pl.total_steps, "eval": metrics, "baseline": baseline,
+                                      "preview": str(preview), "checkpoint": str(last) if last else None,
+                                      "epoch_s": round(seconds, 3), "steps_per_s": round(entry["steps_per_s"], 3),
+                                      "eval_s": round(entry["eval_s"], 3)})
+        return {"eval": metrics, "baseline": baseline, "preview": str(preview)}
+
+
+class _Period:
+    """Training seconds and steps since the last evaluation (bookkeeping excluded)."""
+
+    def __init__(self, step: int):
+        self.start, self.train_s = step, 0.0
+
+    def steps(self, step: int) -> int:
+        return step - self.start
+
+    def restart(self, step: int) -> None:
+        self.start, self.train_s = step, 0.0

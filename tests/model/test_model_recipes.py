@@ -86,7 +86,7 @@ def test_resume_with_another_recipe_is_refused_clearly(tmp_path):
     from facesynth.errors import ModelFileError
 
     first = Trainer(recipe_config("facesynth", size=32, ngf=4, ndf=4, lpips=False, device="cpu"), tmp_path)
-    first.save(epoch_end=True)
+    first.save(keep=True)
     other = Trainer(recipe_config("original", size=32, ngf=4, ndf=4, lpips=False, device="cpu"), tmp_path)
     with pytest.raises(ModelFileError, match="upsample: checkpoint resize vs now transpose"):
         other.resume()
