@@ -9,17 +9,20 @@ from dataclasses import fields
 from facesynth.model.train import TrainConfig
 
 RECIPE_KEYS = ("upsample", "norm", "dropout", "ema", "warmup_steps", "depth_weight", "augment_px",
+               "augment_scale", "augment_rotate_deg", "augment_jitter", "detail_weight",
                "ssim_weight", "lpips_face", "beta1")
 
 RECIPES: dict[str, dict] = {
     # pix2pix U-Net (transposed convs, BatchNorm, dropout 0.5) + pix2pixHD losses from step 0
     "original": {"upsample": "transpose", "norm": "batch", "dropout": 0.5, "ema": 0.0,
-                 "warmup_steps": 0, "depth_weight": 1.0, "augment_px": 0,
+                 "warmup_steps": 0, "depth_weight": 1.0, "augment_px": 0, "augment_scale": 0.0,
+                 "augment_rotate_deg": 0.0, "augment_jitter": 0.0, "detail_weight": 0.0,
                  "ssim_weight": 0.0, "lpips_face": False, "beta1": 0.5},
     # resize-convolutions (no checkerboard in the depth), instance norm (train == export at any
     # batch size), no dropout, an EMA of G for export, L1 + LPIPS warm-up, depth L1 x2
     "facesynth": {"upsample": "resize", "norm": "instance", "dropout": 0.0, "ema": 0.99,
-                  "warmup_steps": 200, "depth_weight": 2.0, "augment_px": 0,
+                  "warmup_steps": 200, "depth_weight": 2.0, "augment_px": 0, "augment_scale": 0.0,
+                  "augment_rotate_deg": 0.0, "augment_jitter": 0.0, "detail_weight": 0.0,
                   "ssim_weight": 0.0, "lpips_face": False, "beta1": 0.5},
 }
 RECIPE_NAMES = tuple(RECIPES)

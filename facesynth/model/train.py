@@ -13,7 +13,8 @@ Options beyond the original (all off by default = the original recipe; facesynth
 names the measured default): generator `upsample` / `norm` / `dropout`, an EMA of the
 generator's weights (`ema` decay; evaluation, previews and export use it), `warmup_steps` of
 L1 + LPIPS only before the GAN terms join, `depth_weight` on the depth channel's L1, and
-`augment_px` random shifts of each batch.
+`augment_px` random shifts of each batch, `augment_scale` / `augment_rotate_deg` / `augment_jitter`
+(model/augment.py) and `detail_weight` on the eyes and mouth.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import torch
 
 from facesynth.errors import MissingDependencyError
 from facesynth.model.arch import generator_arch
+from facesynth.model.augment import colour_jitter, random_affine, random_shift
 from facesynth.model.checkpoint import Checkpoints, check_compatible
 from facesynth.model.dataset import PairData
 from facesynth.model.discriminator import MultiscaleDiscriminator
@@ -78,6 +80,10 @@ class TrainConfig:
     warmup_steps: int = 0         # steps of L1 + LPIPS only (no D, no GAN / feature matching)
     depth_weight: float = 1.0     # weight of the depth channel's L1 next to each colour channel
     augment_px: int = 0           # random shift of drawing and target by up to this many pixels
+    augment_scale: float = 0.0    # random zoom of drawing and target by 1 +- this, per sample
+    augment_rotate_deg: float = 0.0  # random rotation of both by up to this many degrees, per sample
+    augment_jitter: float = 0.0   # random brightness/contrast of the target's colour by up to this
+    detail_weight: float = 0.0    # extra L1 weight on the eyes and mouth (x (1 + this) there)
     ssim_weight: float = 0.0      # weight of a (1 - face SSIM) colour loss next to L1; 0 = off
     lpips_face: bool = False      # LPIPS loss on the faces' box with equal background, not the crop
     extra: dict = field(default_factory=dict)
@@ -106,20 +112,6 @@ def use_channels_last(cfg: TrainConfig, device: torch.device) -> bool:
     return cfg.channels_last == "on" or (cfg.channels_last == "auto" and device.type == "cuda")
 
 
-def random_shift(x: torch.Tensor, y: torch.Tensor, px: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Shift a batch's drawings and targets alike by up to `px` pixels (new border: -1)."""
-    dy, dx = (int(v) for v in torch.randint(-px, px + 1, (2,)))
-    if dy == 0 and dx == 0:
-        return x, y
-    s = x.shape[-1]
-
-    def shift(t):
-        t = torch.nn.functional.pad(t, (px, px, px, px), value=-1.0)
-        return t[..., px - dy:px - dy + s, px - dx:px - dx + s]
-
-    return shift(x), shift(y)
-
-
 class Trainer:
     """Owns G, D, their optimisers and the run directory (checkpoints/, previews/)."""
 
@@ -143,7 +135,7 @@ class Trainer:
             self.lpips = LPIPS(cfg.lpips_net).to(self.device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if cfg.ema > 0 else None
         self.weights = LossWeights(cfg.lambda_l1, cfg.lambda_feat, cfg.lambda_lpips, depth=cfg.depth_weight,
-                                   ssim=cfg.ssim_weight, lpips_face=cfg.lpips_face)
+                                   ssim=cfg.ssim_weight, lpips_face=cfg.lpips_face, detail=cfg.detail_weight)
         betas = (cfg.beta1, 0.999)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=betas)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=betas)
@@ -214,16 +206,22 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     # ---- one step -------------------------------------------------------------------
-    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        """One pix2pixHD update of G then D on a batch (input, target RGBD); during the
-        warm-up only G, on L1 + LPIPS."""
-        if self.cfg.augment_px > 0:
-            x, y = random_shift(x, y, self.cfg.augment_px)
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, detail: torch.Tensor | None = None) -> dict[str, float]:
+        """One pix2pixHD update of G then D on a batch (input, target RGBD, eye/mouth map or
+        None); during the warm-up only G, on L1 + LPIPS."""
+        cfg = self.cfg
+        if cfg.augment_scale > 0 or cfg.augment_rotate_deg > 0:
+            x, y, detail = random_affine([x, y, detail], cfg.augment_scale, cfg.augment_rotate_deg, [-1.0, -1.0, 0.0])
+        if cfg.augment_px > 0:
+            x, y = random_shift(x, y, cfg.augment_px)  # (the map, when there is one, unshifted: at most px off)
+        if cfg.augment_jitter > 0:
+            y = colour_jitter(y, cfg.augment_jitter)
+        detail = detail if cfg.detail_weight > 0 else None
         if self.cl:
             x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
         self.G.train()
-        if self.step < self.cfg.warmup_steps:
-            return self._warmup_step(x, y)
+        if self.step < cfg.warmup_steps:
+            return self._warmup_step(x, y, detail)
         self.D.train()
         with self._autocast():
             fake = self.G(x)
@@ -233,7 +231,7 @@ class Trainer:
             self.D.requires_grad_(False)
             d_fake = self.D(torch.cat([x, fake], 1))
             self.D.requires_grad_(True)
-            loss_g, parts = generator_loss(d_fake, d_real, fake, y, self.weights, self.lpips)
+            loss_g, parts = generator_loss(d_fake, d_real, fake, y, self.weights, self.lpips, detail)
             loss_d, dparts = discriminator_loss(d_fake_det, d_real)
         self.opt_G.zero_grad(set_to_none=True)
         loss_g.backward()
@@ -244,10 +242,10 @@ class Trainer:
         self._update_ema()
         return {**parts, **dparts, "g_total": float(loss_g.detach()), "d_total": float(loss_d.detach())}
 
-    def _warmup_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    def _warmup_step(self, x: torch.Tensor, y: torch.Tensor, detail: torch.Tensor | None) -> dict[str, float]:
         with self._autocast():
             fake = self.G(x)
-            loss_g, parts = reconstruction_loss(fake, y, self.weights, self.lpips)
+            loss_g, parts = reconstruction_loss(fake, y, self.weights, self.lpips, detail)
         self.opt_G.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_G.step()
@@ -308,8 +306,9 @@ class Trainer:
                 perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed * 100003 + self.epoch))
             lr = self._set_lr(pl.lr_factor(cfg, self.step, self.epoch))
             t = time.perf_counter()
-            x, y = train.batch(perm[self.epoch_step * cfg.batch_size:(self.epoch_step + 1) * cfg.batch_size])
-            losses = self.train_step(x, y)
+            b = perm[self.epoch_step * cfg.batch_size:(self.epoch_step + 1) * cfg.batch_size]
+            x, y = train.batch(b)
+            losses = self.train_step(x, y, train.detail_batch(b) if cfg.detail_weight > 0 else None)
             period.train_s += time.perf_counter() - t
             self.step += 1
             self.epoch_step += 1
