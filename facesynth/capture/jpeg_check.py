@@ -13,7 +13,8 @@ from facesynth.capture.jpeg_scan import mcu_count, scan_damage
 
 
 class ImageDamage(ValueError):
-    """An image payload is damaged; `kind` is 'jpeg' or 'size' (counted by kind in the run summary)."""
+    """An image payload is damaged; `kind` is 'jpeg' or 'size', or what else a reader found ('zip',
+    'lzfse', 'missing', ...): counted by kind in the run summary."""
 
     def __init__(self, message: str, kind: str):
         super().__init__(message)

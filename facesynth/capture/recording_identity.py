@@ -53,3 +53,12 @@ def check_same_recording(store_path: str, stored: dict | None, current: dict) ->
         f"sha256 {str(stored.get('sha256'))[:12]}), but {what}, sha256 {current['sha256'][:12]}: a different "
         f"recording. Nothing was written. Rerun with --restart to capture this recording into {store_path} "
         "from scratch (its frames are deleted), or give another store (--store PATH).")
+
+
+def check_store_recording(store, current: dict | None) -> None:
+    """check_same_recording for a store's recorded `capture` attribute; `current` None (a live
+    device: nothing to tie the store to) checks nothing."""
+    if current is None:
+        return
+    stored = store.attrs.get("capture")
+    check_same_recording(str(store.path), stored.get("recording") if isinstance(stored, dict) else None, current)

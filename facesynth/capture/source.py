@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from facesynth.errors import InputDataError, MissingDependencyError, SourceMismatchError, StoreError
 from facesynth.nodes.base import ChunkRef, Node, Output, Params
 from facesynth.capture.capture_gate import EVAL, CaptureGate
+from facesynth.capture.damage_policy import DamageLedger
 
 
 class FrameCounts(BaseModel):
@@ -43,7 +44,9 @@ class Frame:
     color: np.ndarray | None
     depth: np.ndarray | None
     ir: np.ndarray | None = None
-    error: str | None = None
+    error: str | None = None      # a damaged frame: why (see damage_policy.py); the images are None
+    damage: str | None = None     # its kind (jpeg, size, zip, ...), counted by kind
+    frames_lost: int = 1          # source frames it stands for (an unreadable stretch: several)
 
 
 @dataclass
@@ -98,9 +101,16 @@ class CaptureSource(Node):
     def check_store(self, store, plan: SourcePlan) -> None:
         """Refuse a store this source must not add to (made from another source); before any write."""
 
+    def damage_ledger(self) -> DamageLedger:
+        """The `on_error` policy and tally of a source that finds damaged frames (its params have on_error)."""
+        if getattr(self, "_damage", None) is None:
+            self._damage = DamageLedger(self.params.on_error, self.ctx.report)
+        return self._damage
+
     def damage_summary(self) -> dict:
         """Damaged source frames by kind, for the capture.rejects report (sources that detect damage)."""
-        return {}
+        ledger = getattr(self, "_damage", None)
+        return ledger.summary() if ledger is not None else {}
 
     def _rejects(self, gate: CaptureGate) -> None:
         self.ctx.report("capture.rejects", **gate.summary(), **self.damage_summary())

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import sys
+
 import cv2
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from facesynth.capture.folder.image_folders import list_original, list_rgbd, loa
 from facesynth.depth.testdata_realdepth import realdata_root
 
 REALDATA = realdata_root()
+sys.path.insert(0, str(Path(__file__).parent))  # test_capture_nodes' node helpers
 
 
 def write_original(root: Path, train: int, eval_: int, size=(24, 32)) -> None:
@@ -75,3 +78,81 @@ def test_tum_style_timestamps_pair_nearest(tmp_path):
         cv2.imwrite(str(tmp_path / "depth" / f"{t}.png"), np.zeros((4, 4), np.uint16))
     pairs = [(f.color.stem, f.depth.stem) for f in list_rgbd(tmp_path)]
     assert pairs == [("1305031102.175304", "1305031102.160407"), ("1305031102.211214", "1305031102.226738")]
+
+
+def write_half_depth_folder(root: Path, n: int = 2) -> np.ndarray:
+    """Colour 12x8 with depth 6x4 (half resolution, same view), depth raw units of 0.5 mm; returns the raw depth."""
+    root.mkdir(parents=True, exist_ok=True)
+    raw = (np.arange(24, dtype=np.uint16).reshape(4, 6) + 1) * 100
+    raw[0, 0] = 0  # no reading
+    for i in range(n):
+        cv2.imwrite(str(root / f"color_{i}.png"), np.full((8, 12, 3), 50 + i, np.uint8))
+        cv2.imwrite(str(root / f"depth_{i}.png"), raw)
+    return raw
+
+
+async def test_folder_depth_at_half_resolution_from_a_camera_json(tmp_path):
+    """Depth at another size over the same view, intrinsics and depth units from a JSON beside the frames."""
+    import json
+
+    from test_capture_nodes import make_node, run
+
+    from facesynth.store.frame_store import FrameStore
+
+    raw = write_half_depth_folder(tmp_path / "ds")
+    (tmp_path / "ds" / "camera.json").write_text(json.dumps({
+        "color": {"fx": 10.0, "fy": 10.0, "cx": 6.0, "cy": 4.0, "width": 12, "height": 8},
+        "depth": {"fx": 5.0, "fy": 5.0, "cx": 3.0, "cy": 2.0, "width": 6, "height": 4}, "depth_scale_mm": 0.5}))
+    node, _ = make_node("capture.folder", tmp_path / "s.zarr", {"path": str(tmp_path / "ds")})
+    await run(node)
+    st = FrameStore.open(tmp_path / "s.zarr", "r")
+    expected = np.repeat(np.repeat(raw, 2, 0), 2, 1) * 0.5  # each depth pixel covers 2x2 colour pixels
+    assert np.array_equal(st.read("raw/depth")[1], expected.astype(np.uint16))
+    assert st.attrs["intrinsics"]["fx"] == 10.0 and st.attrs["capture"]["depth_scale_mm"] == 0.5
+    # a depth scale given as a param wins over the JSON's
+    node, _ = make_node("capture.folder", tmp_path / "s2.zarr", {"path": str(tmp_path / "ds"), "depth_scale_mm": 1.0})
+    await run(node)
+    assert np.array_equal(FrameStore.open(tmp_path / "s2.zarr", "r").read("raw/depth")[0], expected * 2)
+
+
+def test_folder_geometry_rules():
+    from facesynth.capture.folder.nodes import Intrinsics
+    from facesynth.capture.folder.registration import folder_geometry
+
+    # same aspect, nothing known: the colour's (nominal) intrinsics scaled to the depth: x -> x // 2
+    color, reg = folder_geometry((8, 12), (4, 6))
+    assert color["estimated"] and reg is not None
+    depth = np.arange(24, dtype=np.uint16).reshape(4, 6)
+    assert np.array_equal(reg.apply(depth), np.repeat(np.repeat(depth, 2, 0), 2, 1))
+    # same size, nothing known: already registered
+    assert folder_geometry((8, 12), (8, 12))[1] is None
+    # another aspect ratio needs the depth camera's intrinsics
+    with pytest.raises(InputDataError, match="depth_intrinsics"):
+        folder_geometry((8, 12), (6, 6))
+    color, reg = folder_geometry((8, 12), (6, 6), Intrinsics(fx=10, fy=10, cx=6, cy=4),
+                                 Intrinsics(fx=5, fy=5, cx=3, cy=3))
+    assert reg is not None and reg.depth_shape == (6, 6)
+    # colour pixel (u, v) reads depth pixel floor((u + 0.5 - 6) / 2 + 3): u = 0 -> 0, u = 11 -> 5
+    assert reg.apply(np.arange(36, dtype=np.uint16).reshape(6, 6))[4, [0, 11]].tolist() == [6 * 3 + 0, 6 * 3 + 5]
+
+
+@pytest.mark.skipif(not (REALDATA / "truedepth_face_sequence").exists(), reason="realdata not present")
+def test_the_real_sequence_info_json():
+    from facesynth.capture.folder.camera_json import find_camera_json, read_camera_json
+
+    cam = read_camera_json(find_camera_json(REALDATA / "truedepth_face_sequence"))
+    assert cam.depth_scale_mm == 0.0153
+    assert (cam.color["fx"], cam.color["cx"], cam.color["width"], cam.color["height"]) == (957.366, 358.7454, 720, 1280)
+    assert (cam.depth["fx"], cam.depth["cy"], cam.depth["width"], cam.depth["height"]) == (478.683, 320.121, 360, 640)
+
+
+def test_unknown_camera_json(tmp_path):
+    from facesynth.capture.folder.camera_json import read_camera_json
+
+    (tmp_path / "info.json").write_text('{"frames": 3, "author": "someone"}')
+    assert read_camera_json(tmp_path / "info.json", required=False) is None  # found beside frames: ignored
+    with pytest.raises(InputDataError, match="not a camera JSON"):
+        read_camera_json(tmp_path / "info.json")  # given by name: must be one
+    (tmp_path / "bad.json").write_text('{"color": {"fx": -1, "fy": 1, "cx": 0, "cy": 0, "width": 4, "height": 4}}')
+    with pytest.raises(InputDataError, match="not a camera"):
+        read_camera_json(tmp_path / "bad.json")

@@ -6,8 +6,10 @@ Two layouts:
 - plain RGB-D folders (TrueDepth exports, TUM, Redwood, ...): colour and depth images paired by
   name (`rgb_12.png` <-> `depth_12.png`, `color/0001.jpg` <-> `depth/0001.png`), by nearest
   timestamp for TUM-style numeric names, with a declared depth scale (mm per stored unit:
-  Redwood 1, TUM 0.2, TrueDepth exports 0.1).
-Depth images must be 16-bit single-channel and the same size as their colour image.
+  Redwood 1, TUM 0.2, TrueDepth exports 0.1, the TrueDepth face sequence 0.0153).
+Depth images must be 16-bit single-channel. Depth at another resolution than the colour (a
+phone's depth map over the same field of view) is registered to it by scaling with both
+intrinsics (capture/depth_scaling.py); camera_json.py reads them from a JSON beside the frames.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facesynth.capture.depth_scaling import ScaledRegistration, to_mm_u16
 from facesynth.errors import InputDataError
 
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".tif", ".tiff", ".bmp"}
@@ -137,23 +140,39 @@ def read_u16(path: Path, what: str) -> np.ndarray:
     return img
 
 
-def load_frame(frame: FramePaths, depth_scale_mm: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(RGB uint8, depth uint16 mm, IR uint16 or None) of one frame, checked for size."""
+def load_frame(frame: FramePaths, depth_scale_mm: float = 1.0, registration: ScaledRegistration | None = None,
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(RGB uint8, depth uint16 mm, IR uint16 or None) of one frame, depth registered to the colour.
+
+    Without `registration` the depth must already be at the colour's size; with it, the depth (and IR)
+    must be at the registration's depth size and are mapped onto the colour pixels."""
     rgb = read_color(frame.color)
     raw = read_u16(frame.depth, "depth")
-    if raw.shape != rgb.shape[:2]:
+    if registration is None and raw.shape != rgb.shape[:2]:
         raise InputDataError(f"{frame.depth}: depth is {raw.shape[1]}x{raw.shape[0]} but {frame.color.name} is "
-                             f"{rgb.shape[1]}x{rgb.shape[0]}; register depth to colour first")
-    if depth_scale_mm == 1.0:
-        depth = raw
-    else:
-        depth = np.clip(np.rint(raw.astype(np.float64) * depth_scale_mm), 0, 65535).astype(np.uint16)
-    ir = None
-    if frame.ir is not None:
-        ir = read_u16(frame.ir, "infrared")
-        if ir.shape != raw.shape:
-            raise InputDataError(f"{frame.ir}: infrared is {ir.shape[1]}x{ir.shape[0]}, depth {raw.shape[1]}x{raw.shape[0]}")
-    return rgb, depth, ir
+                             f"{rgb.shape[1]}x{rgb.shape[0]}; give the depth camera's intrinsics (param "
+                             "depth_intrinsics, or a camera JSON beside the frames) or register depth to colour first")
+    ir = read_u16(frame.ir, "infrared") if frame.ir is not None else None
+    if ir is not None and ir.shape != raw.shape:
+        raise InputDataError(f"{frame.ir}: infrared is {ir.shape[1]}x{ir.shape[0]}, depth {raw.shape[1]}x{raw.shape[0]}")
+    depth = raw if depth_scale_mm == 1.0 else to_mm_u16(raw, depth_scale_mm)
+    if registration is None:
+        return rgb, depth, ir
+    if rgb.shape[:2] != registration.color_shape:
+        raise InputDataError(f"{frame.color}: image is {rgb.shape[1]}x{rgb.shape[0]}, the intrinsics are for "
+                             f"{registration.color_shape[1]}x{registration.color_shape[0]}")
+    if raw.shape != registration.depth_shape:
+        raise InputDataError(f"{frame.depth}: depth is {raw.shape[1]}x{raw.shape[0]}, the depth intrinsics are "
+                             f"for {registration.depth_shape[1]}x{registration.depth_shape[0]}")
+    return rgb, registration.apply(depth), registration.apply(ir) if ir is not None else None
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(height, width) of an image file, read from its decoded pixels."""
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise InputDataError(f"{path}: not a readable image")
+    return img.shape[0], img.shape[1]
 
 
 def nominal_intrinsics(width: int, height: int, hfov_deg: float = 70.0) -> dict:

@@ -1,7 +1,9 @@
 """A live Azure Kinect through pyk4a (optional extra `[kinect]`, which needs Microsoft's libk4a).
 
 pyk4a is imported only here and only when a device is asked for, so everything else works
-without it; when it, libk4a or the device is missing the error says what to install.
+without it; when it, libk4a or the device is missing the error says what to install. An Orbbec
+Femto Bolt or Mega runs the same code through Orbbec's K4A wrapper, a libk4a of its own that pyk4a
+loads instead of Microsoft's (docs/capture_devices.md: how, and its known gaps).
 The device's raw calibration goes through the same parser and registration as recordings.
 """
 from __future__ import annotations
@@ -17,7 +19,10 @@ from facesynth.capture.kinect.calibration import KinectCalibration, parse_calibr
 
 INSTALL_HINT = ("install the Azure Kinect extra: pip install 'facesynth[kinect]' (pyk4a), and Microsoft's "
                 "Azure Kinect Sensor SDK (libk4a1.4 + k4a-tools on Ubuntu from packages.microsoft.com; the "
-                "SDK installer on Windows); or replay a recording with capture.recording")
+                "SDK installer on Windows); for an Orbbec Femto Bolt or Mega install Orbbec's K4A wrapper "
+                "(OrbbecSDK_K4A_Wrapper) instead and let pyk4a load its libk4a (K4A_DLL_DIR=<wrapper>/bin on "
+                "Windows, LD_LIBRARY_PATH=<wrapper>/lib on Linux; see docs/capture_devices.md); or replay a "
+                "recording with capture.recording")
 
 
 def import_pyk4a():
@@ -77,8 +82,9 @@ def open_device(device: int = 0, color_resolution: str = "720P", depth_mode: str
     try:
         k4a.start()
     except Exception as exc:
-        raise MissingDependencyError(f"no Azure Kinect at device index {device} ({exc}); plug it in (USB 3 + "
-                                     "power) and check it with k4aviewer") from None
+        raise MissingDependencyError(f"no Azure Kinect (or Orbbec Femto through its K4A wrapper) at device index "
+                                     f"{device} ({exc}); plug it in (USB 3 + power) and check it with k4aviewer"
+                                     ) from None
     cal = parse_calibration(k4a.calibration_raw, depth_mode, color_resolution, source=f"Azure Kinect {device}")
     return LiveKinect(k4a, cal, str(getattr(k4a, "serial", "")))
 

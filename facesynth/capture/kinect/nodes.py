@@ -2,11 +2,10 @@
 
 Recordings: damaged frames counted.
 
-Damaged frames (recording.py says which and why) follow `on_error`: skip (default: the frame
-is left out, reported as a `capture.damaged` event and counted by kind in `capture.rejects`
-and the run summary), stop (reported, and reading ends there), or fail (the run fails naming
-the frame; an input error, so not retried). The store records the recording's identity; a
-rerun with another recording on that store is refused (recording_identity.py).
+Damaged frames (recording.py says which and why) follow `on_error`, the policy every capture
+source shares (capture/damage_policy.py): skip (default: left out, reported and counted by kind),
+stop, or fail. The store records the recording's identity; a rerun with another recording on
+that store is refused (recording_identity.py).
 """
 from __future__ import annotations
 
@@ -15,9 +14,9 @@ from typing import Iterator, Literal
 
 from pydantic import Field
 
+from facesynth.capture.damage_policy import OnError, on_error_field
 from facesynth.capture.source import CaptureParams, CaptureSource, Frame, SourcePlan
 from facesynth.nodes.registry import register
-
 
 
 class RecordingParams(CaptureParams):
@@ -30,9 +29,7 @@ class RecordingParams(CaptureParams):
     jpeg_check: Literal["auto", "full"] = Field(
         "auto", description="Huffman-walk each colour JPEG: where no cluster CRC-32 vouches for its bytes (auto), "
                             "or always (full: also finds JPEGs damaged before recording, ~+50 % colour decode time)")
-    on_error: Literal["skip", "stop", "fail"] = Field(
-        "skip", description="a damaged frame: skip it and count it (each one a capture.damaged event), "
-                            "stop reading there (reported too), or fail the run")
+    on_error: OnError = on_error_field()
 
 
 @register
@@ -47,8 +44,6 @@ class RecordingSource(CaptureSource):
 
         if not hasattr(self, "_rec"):
             self._rec = KinectRecording(self.params.path, jpeg_check=self.params.jpeg_check)
-            self._damaged: dict[str, int] = {}
-            self._frames_lost = 0
             self._cal = self._rec.calibration(self.params.calibration)
             self._reg = Registration(self._cal, max_step_mm=self.params.max_step_mm, threads=self.params.threads)
         return self._rec, self._cal, self._reg
@@ -68,29 +63,24 @@ class RecordingSource(CaptureSource):
                                    "tags": rec.tags, "on_error": self.params.on_error})
 
     def check_store(self, store, plan: SourcePlan) -> None:
-        from facesynth.capture.recording_identity import check_same_recording
+        from facesynth.capture.recording_identity import check_store_recording
 
-        stored = store.attrs.get("capture")
-        check_same_recording(str(store.path), stored.get("recording") if isinstance(stored, dict) else None,
-                             plan.capture["recording"])
-
-    def damage_summary(self) -> dict:
-        damaged = getattr(self, "_damaged", {})
-        return {"damaged": dict(damaged), "frames_lost": self._frames_lost} if damaged else {}
+        check_store_recording(store, plan.capture.get("recording"))
 
     def frames(self, start: int) -> Iterator[Frame]:
         rec, _, reg = self._open()
         want_ir = self.params.register_ir and "ir" in rec.tracks
-        for cap in rec.captures(start=start, on_error=self.params.on_error):
-            if cap.error is not None:  # counted by kind; a warning in the run summary (tally)
-                self._damaged[cap.damage] = self._damaged.get(cap.damage, 0) + 1
-                self._frames_lost += cap.frames_lost
-                self.ctx.report("capture.damaged", tally=cap.damage, frame=cap.index, kind=cap.damage,
-                                frames_lost=cap.frames_lost, policy=self.params.on_error, error=cap.error)
-                yield Frame(cap.index, cap.timestamp_us, None, None, error=cap.error)
-                continue
-            depth, extra = reg.register(cap.depth, *([cap.ir] if want_ir else []))
-            yield Frame(cap.index, cap.timestamp_us, cap.color, depth, extra[0] if want_ir else None)
+
+        def read() -> Iterator[Frame]:
+            for cap in rec.captures(start=start, on_error="skip"):  # the policy is applied by the ledger
+                if cap.error is not None:
+                    yield Frame(cap.index, cap.timestamp_us, None, None, error=cap.error, damage=cap.damage,
+                                frames_lost=cap.frames_lost)
+                    continue
+                depth, extra = reg.register(cap.depth, *([cap.ir] if want_ir else []))
+                yield Frame(cap.index, cap.timestamp_us, cap.color, depth, extra[0] if want_ir else None)
+
+        yield from self.damage_ledger().frames(read())
 
 
 class KinectParams(CaptureParams):

@@ -33,6 +33,7 @@ import numpy as np
 from facesynth.errors import InputDataError, MissingDependencyError
 from facesynth.capture.kinect.calibration import (KinectCalibration, color_mode_for_size, depth_mode_for_size,
                                                  load_calibration, parse_calibration)
+from facesynth.capture.damage_policy import apply_on_error
 from facesynth.capture.jpeg_check import ImageDamage
 from facesynth.capture.kinect.images import decode_color, decode_u16
 from facesynth.capture.kinect.mkv_blocks import Broken, MkvFile
@@ -188,12 +189,14 @@ class KinectRecording:
                  on_error: str = "fail") -> Iterator[Capture]:
         """Captures [start, stop) in order, decoded.
 
-        on_error: "fail" raises InputDataError at the first damaged frame (after yielding the
-        frames before it); "skip" yields each damaged frame as a Capture with `.error` set and
-        goes on where the file allows; "stop" yields the first damaged frame so, and ends.
+        on_error (capture/damage_policy.py): "fail" raises InputDataError at the first damaged frame
+        (after yielding the frames before it); "skip" yields each damaged frame as a Capture with
+        `.error` set and goes on where the file allows; "stop" yields the first damaged frame so, and ends.
         """
-        if on_error not in ("fail", "skip", "stop"):
-            raise ValueError(f"on_error must be fail, skip or stop, not {on_error!r}")
+        return apply_on_error(self._captures(start, stop, decode), on_error, lambda c: c.error)
+
+    def _captures(self, start: int, stop: int | None, decode: bool) -> Iterator[Capture]:
+        """Every capture in [start, stop), a damaged one with `.error` set; ends after a fatal damage."""
         for item in self._groups(verify=decode):
             if isinstance(item, _Damage):
                 dmg = item
@@ -215,12 +218,8 @@ class KinectRecording:
                 return
             if dmg.index < start and not dmg.fatal:
                 continue
-            if on_error == "fail":
-                raise InputDataError(str(dmg))
-            if dmg.index >= start or dmg.fatal:
-                yield Capture(max(dmg.index, start), dmg.ts, error=str(dmg), damage=dmg.kind,
-                              frames_lost=dmg.frames_lost)
-            if dmg.fatal or on_error == "stop":
+            yield Capture(max(dmg.index, start), dmg.ts, error=str(dmg), damage=dmg.kind, frames_lost=dmg.frames_lost)
+            if dmg.fatal:
                 return
 
     # ---- internals ----------------------------------------------------------------------
