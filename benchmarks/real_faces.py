@@ -71,20 +71,13 @@ def original_recipe(default: dict) -> dict:
     return {"recipe": "original", **{k: default[k] for k in ("size", "ngf", "ndf", "batch_size")}, "lr": 2e-4}
 
 
-def camera_node(name: str, frames: int | None, folder: Path | None = None) -> dict:
+def camera_node(name: str, frames: int | None) -> dict:
+    """The capture node of a set: capture.folder reads the TrueDepth sequence as published (depth at
+    its own 360x640, units and intrinsics from its info.json); capture.video the video."""
     limit = {"frames": {"train": frames, "eval": max(1, frames // 4)}} if frames else {}
     if name == "truedepth":
-        return {"kind": "capture.folder", "params": {"path": str(folder or TRUEDEPTH), **truedepth_folder_params(),
-                                                      **limit, "eval_every": 5}}
+        return {"kind": "capture.folder", "params": {"path": str(TRUEDEPTH), **limit, "eval_every": 5}}
     return {"kind": "capture.video", "params": {"path": str(VIDEO), **limit, "eval_every": 7}}
-
-
-def truedepth_folder_params() -> dict:
-    """capture.folder's reading of the TrueDepth sequence: raw units of 0.0153 mm, intrinsics."""
-    info = json.loads((TRUEDEPTH / "info.json").read_text())
-    depth = next(s for s in info["streams"] if s["name"] == "Depth")["properties"]["intrinsics"]
-    return {"depth_scale_mm": depth["scale"], "intrinsics": {"fx": depth["focal"][0], "fy": depth["focal"][1],
-                                                             "cx": depth["pp"][0], "cy": depth["pp"][1]}}
 
 
 def graph_text(store: Path, camera: dict, train: dict | None) -> str:
@@ -168,8 +161,6 @@ def main(argv=None) -> dict:
     ap.add_argument("--recipes", nargs="+", default=["default", "original"], choices=["default", "original"])
     ap.add_argument("--no-lpips", action="store_true")
     ap.add_argument("--samples", type=int, default=2)
-    ap.add_argument("--truedepth-folder", type=Path, help="the sequence with its colour downscaled to the depth's "
-                    "360x640 (for a capture.folder that cannot read depth at another resolution)")
     ap.add_argument("--work", type=Path, help="keep stores and models here (default: a temporary folder)")
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "facesynth_real_faces")
     args = ap.parse_args(argv)
@@ -191,7 +182,7 @@ def main(argv=None) -> dict:
     panels = []
     try:
         for name in args.sets:
-            camera = camera_node(name, args.frames, args.truedepth_folder)
+            camera = camera_node(name, args.frames)
             store = work / f"{name}.zarr"
             if not store.exists():
                 (work / f"{name}.capture.yaml").write_text(graph_text(store, camera, None))
