@@ -79,6 +79,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "main-geo": _nogan(**_MAIN, depth_weight=5.0, augment_scale=0.05, augment_rotate_deg=5.0),
     "main-jitter": _nogan(**_MAIN, depth_weight=5.0, augment_jitter=0.1),
     "main-detail2": _nogan(**_MAIN, depth_weight=5.0, detail_weight=2.0),
+    "main-d8": _nogan(**_MAIN, depth_weight=8.0),
     "main-d4": _nogan(**_MAIN, depth_weight=4.0),
     "main-d6": _nogan(**_MAIN, depth_weight=6.0),
     "main-d6-s30": _nogan(**{**_MAIN, "ssim_weight": 30.0}, depth_weight=6.0),

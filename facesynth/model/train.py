@@ -142,6 +142,7 @@ class Trainer:
         self.epoch, self.step, self.epoch_step = 0, 0, 0  # completed epochs, global step, step in epoch
         self.history: list[dict] = []
         self._baseline: dict | None = None
+        self._last_checkpoint: Path | None = None  # named in train.epoch events
         self.meta: dict = {}  # dataset normalisation etc., kept in checkpoints for export
         self.checkpoints = Checkpoints(self.run_dir / "checkpoints")  # retention, fallback (checkpoint.py)
 
@@ -365,7 +366,7 @@ class Trainer:
         self.history.append(entry)
         period.restart(self.step)
         cadence.evaluated()
-        last = getattr(self, "_last_checkpoint", None)
+        last = self._last_checkpoint
         self.callback("train.epoch", {"epoch": self.epoch, "epochs": pl.total_epochs, "step": self.step,
                                       "steps": pl.total_steps, "eval": metrics, "baseline": baseline,
                                       "preview": str(preview), "checkpoint": str(last) if last else None,
