@@ -1,6 +1,7 @@
 """The `facesynth` command. Subcommands live in facesynth/commands/ and are discovered.
 
-Exit codes: 0 ok, 1 a run failed, 2 an invalid graph file or bad usage.
+Exit codes: 0 ok, 1 a run failed, 2 an invalid graph file or bad usage (an OSError that reaches
+here is a path the user gave: named, in words, exit 2). Every message is escaped for the terminal.
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pkgutil
 import sys
 
 from facesynth.errors import FacesynthError
+from facesynth.input_files import os_error_text
+from facesynth.terminal_text import terminal_safe
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,8 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except FacesynthError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {terminal_safe(exc)}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a path the user gave: too long, a directory, no permission, ...
+        print(f"error: {terminal_safe(os_error_text(exc))}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted: run `facesynth graph run` again to continue where it stopped", file=sys.stderr)
         return 1

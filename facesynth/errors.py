@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from facesynth.terminal_text import terminal_safe
+
 
 class FacesynthError(Exception):
     """Base class: every error facesynth raises on purpose derives from it."""
@@ -24,9 +26,9 @@ class Problem:
     message: str
     hint: str = ""
 
-    def __str__(self) -> str:
-        text = f"{self.file}:{self.line}:{self.col}: {self.message}"
-        return f"{text}\n    hint: {self.hint}" if self.hint else text
+    def __str__(self) -> str:  # one line each: a value quoted in it may hold control characters
+        text = terminal_safe(f"{self.file}:{self.line}:{self.col}: {self.message}", newlines=False)
+        return f"{text}\n    hint: {terminal_safe(self.hint, newlines=False)}" if self.hint else text
 
 
 @dataclass

@@ -7,6 +7,7 @@ discovered by reading it: reading would block forever or fill memory. Errors are
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -54,9 +55,9 @@ def check_regular(path: str | os.PathLike, max_bytes: int | None = None, what: s
     return st
 
 
-def read_bytes(path: str | os.PathLike, max_bytes: int, what: str = "file") -> bytes:
-    """The whole file, read only after check_regular; never more than `max_bytes` (a file that grows
-    while it is read is refused too)."""
+def read_bytes(path: str | os.PathLike, max_bytes: int, what: str = "file", first: int | None = None) -> bytes:
+    """The whole file (or only its `first` bytes), read only after check_regular; never more than
+    `max_bytes` (a file that grows while it is read is refused too)."""
     check_regular(path, max_bytes, what)
     # O_NONBLOCK: should the path be swapped for a FIFO after the check, open() must not hang
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
@@ -64,10 +65,10 @@ def read_bytes(path: str | os.PathLike, max_bytes: int, what: str = "file") -> b
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise InputFileError(path, f"the {what} is not a regular file; refused")
         with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(max_bytes + 1)
+            data = f.read(max_bytes + 1 if first is None else min(first, max_bytes))
     finally:
         os.close(fd)
-    if len(data) > max_bytes:
+    if first is None and len(data) > max_bytes:
         raise InputFileError(path, f"the {what} grew past the limit of {_size_text(max_bytes)} while it was read")
     return data
 
@@ -110,3 +111,58 @@ def read_json(path: str | os.PathLike, max_bytes: int = 4 * MB, what: str = "JSO
               max_depth: int = MAX_JSON_DEPTH) -> Any:
     """A JSON file a user may have received: regular, at most `max_bytes`, at most `max_depth` deep."""
     return parse_json(read_bytes(path, max_bytes, what), Path(path), max_depth, what)
+
+
+#: the longest file name (one path component) Linux file systems take, in bytes
+NAME_MAX = 255
+
+
+def name_too_long(path: str | os.PathLike) -> str | None:
+    """Why `path` cannot exist on a Linux file system because one of its names is too long, or None."""
+    longest = max((len(os.fsencode(part)) for part in Path(path).parts), default=0)
+    if longest <= NAME_MAX:
+        return None
+    return (f"{os.fsdecode(path)}: a name in this path is {longest} bytes long, more than the {NAME_MAX} the "
+            "file system allows; use a shorter name")
+
+
+def os_error_text(exc: OSError) -> str:
+    """An OSError about a path, in words that say what to change (no errno jargon, no traceback)."""
+    name = exc.filename if exc.filename is not None else ""
+    path = os.fsdecode(name) if isinstance(name, (str, bytes, os.PathLike)) else str(name)
+    code = exc.errno
+    if code == errno.ENAMETOOLONG:
+        return name_too_long(path) or f"{path}: the path is longer than the file system allows; use a shorter one"
+    why = {errno.EISDIR: "is a directory; give a file name (a path inside it, say)",
+           errno.ENOTDIR: "a part of this path is a file, not a directory",
+           errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+           errno.ENOENT: "no such file or directory", errno.EEXIST: "already exists",
+           errno.EROFS: "the file system is read-only", errno.ENOSPC: "the disk is full",
+           errno.ELOOP: "too many levels of symbolic links", errno.EMFILE: "too many open files",
+           }.get(code, exc.strerror or type(exc).__name__)
+    second = f" -> {os.fsdecode(exc.filename2)}" if exc.filename2 is not None else ""
+    return f"{path}{second}: {why}" if path else why
+
+
+def check_output_path(path: str | os.PathLike, what: str, directory: bool = False, example: str = "out") -> Path:
+    """A path a command will write to, checked before any work is done: no name too long, and not a
+    directory where a file goes (nor a file where a directory goes); UsageError (exit 2) otherwise."""
+    from facesynth.errors import UsageError
+
+    p = Path(path)
+    why = name_too_long(p)
+    if why:
+        raise UsageError(f"{what}: {why}")
+    try:
+        if directory and p.exists() and not p.is_dir():
+            raise UsageError(f"{what} {p} is a file; give a directory (new or existing)")
+        if not directory and p.is_dir():
+            raise UsageError(f"{what} {p} is a directory; give a file name (e.g. {p / example})")
+        for parent in p.parents:  # the first existing folder above must be a folder
+            if parent.exists():
+                if not parent.is_dir():
+                    raise UsageError(f"{what} {p}: {parent} is a file, not a directory")
+                break
+    except OSError as exc:
+        raise UsageError(f"{what}: {os_error_text(exc)}") from None
+    return p

@@ -117,3 +117,29 @@ def _restart_damage(numbers: np.ndarray, frame, scan_header: np.ndarray, interva
     if seq.size != expected:
         return f"JPEG scan data corrupt ({seq.size} restart markers, {max(expected, 0)} expected)"
     return None
+
+
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # every frame header (not DHT, JPG, DAC)
+
+
+def jpeg_frame_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) the first frame header in `head` (a JPEG's first bytes) declares, or None
+    when none is there: read from the markers alone, so a size can be refused before decoding."""
+    b = memoryview(head)
+    if len(b) < 4 or b[0] != 0xFF or b[1] != 0xD8:
+        return None
+    i = 2
+    while i + 4 <= len(b):
+        if b[i] != 0xFF:
+            return None
+        marker = b[i + 1]
+        if marker == 0xFF or 0xD0 <= marker <= 0xD7 or marker == 0x01:  # fill byte, markers without length
+            i += 1 if marker == 0xFF else 2
+            continue
+        seg = b[i + 2] << 8 | b[i + 3]
+        if marker in _SOF_MARKERS and seg >= 7 and i + 9 <= len(b):
+            return b[i + 7] << 8 | b[i + 8], b[i + 5] << 8 | b[i + 6]
+        if marker == 0xDA or seg < 2:  # scan data before any frame header, or a broken length
+            return None
+        i += 2 + seg
+    return None

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from facesynth.errors import InputDataError, StoreError
+from facesynth.input_files import check_output_path
 
 
 def cmd_ply(args: argparse.Namespace) -> int:
@@ -22,6 +23,7 @@ def cmd_ply(args: argparse.Namespace) -> int:
     from facesynth.face.crop import Normalisation
     from facesynth.face.point_cloud import crop_points, write_ply
 
+    check_output_path(args.out, "--out", example="frame.ply")
     st = FrameStore.open(args.store, mode="r")
     attrs = st.attrs
     if "normalisation" not in attrs:
@@ -55,6 +57,7 @@ def cmd_portrait(args: argparse.Namespace) -> int:
     from facesynth.face.point_cloud import crop_points, point_at, write_ply
     from facesynth.capture.portrait.truedepth_portrait import load_portrait
 
+    check_output_path(args.out, "--out", directory=True)
     p = load_portrait(args.photo)
     with FaceMeshLandmarker() as fl:
         faces = fl.detect(p.rgb)

@@ -7,6 +7,7 @@ import signal
 import sys
 
 from facesynth.graph.checks import load_graph
+from facesynth.terminal_text import echo
 
 
 def _add_graph_args(p: argparse.ArgumentParser) -> None:
@@ -17,7 +18,7 @@ def _add_graph_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     loaded = load_graph(args.file, args.overrides)
-    print(f"{args.file}: ok ({len(loaded.spec.nodes)} nodes)")
+    echo(f"{args.file}: ok ({len(loaded.spec.nodes)} nodes)")
     return 0
 
 
@@ -25,7 +26,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from facesynth.graph.render import as_mermaid, as_table
 
     loaded = load_graph(args.file, args.overrides)
-    print(as_mermaid(loaded.spec) if args.format == "mermaid" else as_table(loaded.spec))
+    echo(as_mermaid(loaded.spec) if args.format == "mermaid" else as_table(loaded.spec))
     return 0
 
 

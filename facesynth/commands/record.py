@@ -10,6 +10,8 @@ import argparse
 import sys
 
 from facesynth.errors import UsageError
+from facesynth.input_files import check_output_path
+from facesynth.terminal_text import echo
 
 
 def cmd_record(args: argparse.Namespace) -> int:
@@ -17,6 +19,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
     if args.seconds is None and args.frames is None and not sys.stdin.isatty():
         raise UsageError("give --seconds or --frames when not running in a terminal (Ctrl-C stops otherwise)")
+    check_output_path(args.out, "the recording", example="session.mkv")
 
     def progress(n: int, elapsed: float) -> None:
         if n % max(1, args.fps) == 0:
@@ -25,7 +28,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     n = record(args.out, device=args.device, color_resolution=args.color_resolution,
                depth_mode=args.depth_mode, fps=args.fps, seconds=args.seconds, frames=args.frames,
                on_frame=progress)
-    print(f"\nwrote {n} captures to {args.out}", file=sys.stderr)
+    echo(f"\nwrote {n} captures to {args.out}", file=sys.stderr)
     return 0
 
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from facesynth.store.frame_store import FrameStore
 from facesynth.store.progress import Progress
+from facesynth.terminal_text import echo
 
 
 def store_info(path: str) -> dict:
@@ -27,17 +28,17 @@ def store_info(path: str) -> dict:
 def cmd_info(args: argparse.Namespace) -> int:
     info = store_info(args.path)
     if args.json:
-        print(json.dumps(info, indent=2, default=str))
+        echo(json.dumps(info, indent=2, default=str))
         return 0
-    print(f"store {info['path']}  (chunks of {info['chunk_frames']} frames)")
+    echo(f"store {info['path']}  (chunks of {info['chunk_frames']} frames)")
     for name, a in info["arrays"].items():
         ok = f"  ok frames: {a['frames_ok']}" if "frames_ok" in a else ""
-        print(f"  {name:28s} {str(tuple(a['shape'])):22s} {a['dtype']:8s}{ok}")
-    print("progress (finished chunks per node):")
+        echo(f"  {name:28s} {str(tuple(a['shape'])):22s} {a['dtype']:8s}{ok}")
+    echo("progress (finished chunks per node):")
     for node, n in info["progress_chunks"].items():
-        print(f"  {node:20s} {n}")
+        echo(f"  {node:20s} {n}")
     for k, v in info["attrs"].items():
-        print(f"  attr {k}: {json.dumps(v, default=str)[:160]}")
+        echo(f"  attr {k}: {json.dumps(v, default=str)[:160]}")
     return 0
 
 
@@ -47,26 +48,26 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     report = check_store(args.path, repair=not args.dry_run)
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2, default=str))
+        echo(json.dumps(report.to_dict(), indent=2, default=str))
         return 0 if report.clean else 1
-    print(f"store {report.path}: {report.arrays_checked} arrays, {report.chunks_checked} chunks checked")
+    echo(f"store {report.path}: {report.arrays_checked} arrays, {report.chunks_checked} chunks checked")
     for note in report.notes:
-        print(f"  note: {note}")
+        echo(f"  note: {note}")
     if report.clean:
-        print("  ok: every chunk decodes and agrees with the ok flags and the progress log")
+        echo("  ok: every chunk decodes and agrees with the ok flags and the progress log")
         return 0
-    print(f"  {len(report.problems)} problem(s):")
+    echo(f"  {len(report.problems)} problem(s):")
     for p in report.problems:
-        print(f"  - {p.message}")
+        echo(f"  - {p.message}")
     if report.repaired:
         for f in report.deleted_files:
-            print(f"  deleted damaged {f}")
+            echo(f"  deleted damaged {f}")
         for node, keys in report.cleared.items():
-            print(f"  cleared progress of node '{node}': {', '.join(keys) if keys else 'damaged lines only'}")
-        print(f"  to repair, run (with the same --set options as the run that made the store):\n"
+            echo(f"  cleared progress of node '{node}': {', '.join(keys) if keys else 'damaged lines only'}")
+        echo(f"  to repair, run (with the same --set options as the run that made the store):\n"
               f"    {report.repair_command}")
     elif args.dry_run:
-        print("  (--dry-run: nothing changed; run without it to clear the damaged chunks' progress)")
+        echo("  (--dry-run: nothing changed; run without it to clear the damaged chunks' progress)")
     return 1
 
 

@@ -148,7 +148,8 @@ def _compose(text: str) -> yaml.Node | None:
     except yaml.YAMLError as exc:  # reader errors carry a character offset, not a mark
         pos = getattr(exc, "position", 0) or 0
         line = text.count("\n", 0, pos) + 1
-        raise YamlSyntaxError(line, pos - (text.rfind("\n", 0, pos) + 1) + 1, f"YAML: {exc}") from None
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__  # not its "in <string>" line
+        raise YamlSyntaxError(line, pos - (text.rfind("\n", 0, pos) + 1) + 1, f"YAML: {first}") from None
 
 
 def load_located(text: str) -> Located:

@@ -8,7 +8,6 @@ restarts that source's neutral calibration: sources count such requests in every
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from pydantic import Field
@@ -43,7 +42,7 @@ def model_meta_path(model: str) -> Path:
         p = p / "generator.json"
     elif p.suffix != ".json":  # a model file: its metadata lies beside it
         p = p.with_name("generator.json")
-    if not p.is_file():
+    if not p.exists():  # anything else there (a FIFO, a directory) is refused by read_meta, by name
         raise MissingDependencyError(f"no generator.json at {p}; train a model (graphs/capture_to_model.yaml) "
                                      "or point params.model at an export directory")
     return p
@@ -82,10 +81,9 @@ class Condition(Node):
                                    filter=p.filter, min_cutoff=p.min_cutoff, beta=p.beta, d_cutoff=p.d_cutoff)
         self.trained = None
         if p.align or p.retarget or p.clamp:
-            try:
-                meta = json.loads(model_meta_path(p.model).read_text())
-            except json.JSONDecodeError as exc:
-                raise InputDataError(f"{p.model}: generator.json is not JSON ({exc})") from None
+            from facesynth.model.export_meta import read_meta  # bounded, typed, in range (a file someone sent)
+
+            meta = read_meta(model_meta_path(p.model))
             if "landmark_stats" not in meta and p.store:
                 meta["landmark_stats"] = await self.run_blocking(stats_from_store, p.store, int(meta["size"]))
             self.trained = TrainedLandmarks.from_meta(meta, int(meta.get("size", 0)) or None)

@@ -154,20 +154,30 @@ class ViewerServer:
     @property
     def url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        host = f"[{host}]" if ":" in host and not host.startswith("[") else host  # IPv6 (::1)
         return f"http://{host}:{self.port}/"
 
     # ---- HTTP ------------------------------------------------------------------------------
+    @staticmethod
+    def _single(request: Request, name: str) -> str | None:
+        """The header's value; "" when it is there twice or more (each copy could say something else,
+        so none is believed), None when it is absent."""
+        values = request.headers.get_all(name)
+        return values[0] if len(values) == 1 else ("" if values else None)
+
     def _host_ok(self, request: Request) -> bool:
+        host = self._single(request, "Host")
+        if host == "":
+            return False  # two Host headers: one for the check, another for whoever reads it next
         if self.host not in LOOPBACK:
             return True  # bound to the network on purpose: any name of this machine may be used
-        host = request.headers.get("Host", "")
         return host in {f"{h}:{self.port}" for h in ("127.0.0.1", "localhost", "[::1]")}
 
     def _origin_ok(self, request: Request) -> bool:
-        origin = request.headers.get("Origin")
+        origin = self._single(request, "Origin")
         if origin is None:  # not a browser (a script, a test): no web page is involved
             return True
-        return origin == f"http://{request.headers.get('Host', '')}"
+        return origin == f"http://{self._single(request, 'Host') or ''}"
 
     def _reply(self, status: int, reason: str, body: bytes, ctype: str) -> Response:
         h = Headers()
@@ -191,7 +201,7 @@ class ViewerServer:
             if len(self.clients) >= self.max_clients:
                 self.rejected["too_many_clients"] += 1
                 return self._reply(503, "Service Unavailable", b"too many viewers\n", "text/plain")
-            if request.headers.get("Upgrade", "").lower() != "websocket":
+            if (self._single(request, "Upgrade") or "").lower() != "websocket":
                 return self._reply(426, "Upgrade Required", b"WebSocket only\n", "text/plain")
             return None  # go on with the WebSocket handshake
         if path == "/status.json":

@@ -23,10 +23,13 @@ from typing import Any, Callable
 import torch
 
 from facesynth.errors import ModelFileError, ModelWriteError
+from facesynth.input_files import InputFileError, check_regular, os_error_text
 
 LATEST, BEST = "latest.pt", "best.pt"
 BEST_METRIC = "depth_mae_mm"  # lower is better; the eval metric best.pt is chosen by
 TMP_PREFIX = ".tmp-"
+# a checkpoint holds G, its average, D and both optimisers' state: about 5 GB at 512 px, ngf 128
+MAX_CHECKPOINT_BYTES = 16 << 30
 _KEPT_RE = re.compile(r"^(epoch|step)_(\d+)\.pt$")  # epoch_NNNN.pt: saved by facesynth before issue 21
 # config keys that must match for a checkpoint to continue a run; a checkpoint from before the
 # later options was made with the original's choice, their default here
@@ -44,9 +47,18 @@ def _torch_reason(exc: BaseException) -> str:
     return reason[:300]
 
 
-def safe_torch_load(path: str | Path, map_location: Any = "cpu", what: str = "checkpoint") -> Any:
-    """torch.load(weights_only=True); a failure is a ModelFileError in facesynth's words."""
+def safe_torch_load(path: str | Path, map_location: Any = "cpu", what: str = "checkpoint",
+                    max_bytes: int = MAX_CHECKPOINT_BYTES) -> Any:
+    """torch.load(weights_only=True) of a regular file of at most `max_bytes` (a link to /dev/zero
+    or a 20 GB sparse file is refused from its metadata); a failure is a ModelFileError in
+    facesynth's words."""
     p = Path(path)
+    try:
+        check_regular(p, max_bytes, what)
+    except InputFileError as e:
+        raise ModelFileError(f"{e}; facesynth did not read it") from None
+    except OSError as e:
+        raise ModelFileError(f"{p} is not a readable facesynth {what}: {os_error_text(e)}") from None
     try:
         with warnings.catch_warnings():  # torch's own notes on the file's pickle protocol
             warnings.simplefilter("ignore", UserWarning)

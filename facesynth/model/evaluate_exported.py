@@ -7,18 +7,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from facesynth.model.dataset import EVAL, load_pairs
-from facesynth.model.export import load_exported
-from facesynth.model.metrics import beats_baseline, evaluate, generator_ms_per_frame, mean_image_baseline
-from facesynth.store.frame_store import FrameStore
+from facesynth.model.arch import DEFAULT_MEMORY_BUDGET
+from facesynth.model.export_meta import check_export
 
 
 def evaluate_exported(model_path: str | Path, store_path: str | Path, lpips: bool = True,
-                      batch_size: int = 8, format: str = "weights") -> dict:
-    """Metrics of the export; `format="torchscript"` (runs code from the file) only for trusted files."""
-    from facesynth.errors import InputDataError
+                      batch_size: int = 8, format: str = "weights",
+                      memory_budget: int = DEFAULT_MEMORY_BUDGET) -> dict:
+    """Metrics of the export; `format="torchscript"` (runs code from the file) only for trusted files.
+    The export's files are checked before torch is imported (a crafted one is refused in a moment)."""
+    checked = check_export(model_path, format, memory_budget)
 
-    model = load_exported(model_path, format)
+    from facesynth.errors import InputDataError
+    from facesynth.model.dataset import EVAL, load_pairs
+    from facesynth.model.export import load_checked
+    from facesynth.model.metrics import beats_baseline, evaluate, generator_ms_per_frame, mean_image_baseline
+    from facesynth.store.frame_store import FrameStore
+
+    model = load_checked(checked)
     store = FrameStore.open(store_path, mode="r")
     data = load_pairs(store, EVAL, model.size)
     if len(data) == 0:
@@ -37,10 +43,12 @@ def evaluate_exported(model_path: str | Path, store_path: str | Path, lpips: boo
 
 
 def depth_source_words(source) -> str:
-    """What a `depth_source` value means, for a person reading depth figures (escaped: it comes
-    from a file)."""
+    """What a `depth_source` value means, for a person reading depth figures (control characters
+    escaped: it comes from a file)."""
+    from facesynth.terminal_text import shown
+
     if source is None:
         return "depth source not recorded"
     if source == "face_mesh":
         return "depth estimated from the face mesh"
-    return f"depth measured by {ascii(str(source))}"
+    return f"depth measured by {shown(source, 80)}"

@@ -12,29 +12,27 @@ An export directory holds:
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import warnings
 from copy import deepcopy as copy_module
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from facesynth.errors import MissingDependencyError, ModelFileError, ModelWriteError
-from facesynth.model.arch import build_generator, generator_arch
+from facesynth.model.arch import DEFAULT_MEMORY_BUDGET, build_generator, generator_arch
+from facesynth.model.export_meta import (FORMATS, META_NAME, ONNX_NAME, TS_NAME, WEIGHTS_NAME,  # noqa: F401
+                                         CheckedExport, Format, check_export, export_files, sha256_of)
+from facesynth.model.onnx_check import FIRST_RUN_TIMEOUT_S
 from facesynth.model.checkpoint import (TMP_PREFIX, Checkpoints, atomic_torch_save, load_checkpoint,
                                          safe_torch_load)
 from facesynth.model.generator import UNetGenerator, apply_background_mask
 
-WEIGHTS_NAME, TS_NAME, ONNX_NAME, META_NAME = "generator.pt", "generator.ts.pt", "generator.onnx", "generator.json"
-Format = Literal["weights", "torchscript", "onnx"]
-FORMATS = ("weights", "torchscript", "onnx")
-MAX_META_BYTES = 16 << 20  # generator.json is a few KB (landmark statistics included)
 
 
 class MaskedGenerator(nn.Module):
@@ -66,7 +64,7 @@ def export_generator(gen: UNetGenerator, out_dir: str | Path, meta: dict, onnx: 
     info = {"format": "facesynth.pix2pix", "input": "drawing (N,1,S,S) in [-1,1]",
             "output": "RGBD (N,4,S,S) in [-1,1], background -1 on every channel",
             "size": cpu.size, "ngf": cpu.ngf, "in_ch": cpu.in_ch, "out_ch": cpu.out_ch,
-            "arch": arch, "weights": WEIGHTS_NAME, "weights_sha256": _sha256(weights), **meta}
+            "arch": arch, "weights": WEIGHTS_NAME, "weights_sha256": sha256_of(weights), **meta}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if torchscript:
@@ -112,14 +110,6 @@ def _write_via_tmp(target: Path, write) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def generator_from_checkpoint(path: str | Path) -> tuple[UNetGenerator, dict, dict]:
@@ -170,61 +160,21 @@ class ExportedModel:
         return y.numpy() if as_numpy else y
 
 
-def export_files(path: str | Path, fmt: Format) -> tuple[Path, Path]:
-    """(model file, generator.json) for `path` = an export directory or one of its files."""
-    p = Path(path)
-    if fmt not in FORMATS:
-        raise ModelFileError(f"unknown model format {fmt!r}; use one of {', '.join(FORMATS)}")
-    names = {"weights": WEIGHTS_NAME, "torchscript": TS_NAME, "onnx": ONNX_NAME}
-    if p.is_dir():
-        return p / names[fmt], p / META_NAME
-    if p.name == META_NAME:
-        return p.with_name(names[fmt]), p
-    kind = "torchscript" if p.name.endswith(".ts.pt") else "onnx" if p.suffix == ".onnx" else "weights"
-    if kind != fmt:
-        hint = (" TorchScript runs code stored in the file: load it only if you trust it, with "
-                "format: torchscript (live.generator) or --trust-torchscript (model eval); or give the "
-                "export directory to load its weights") if kind == "torchscript" else ""
-        raise ModelFileError(f"{p} is a {kind} file but the {fmt} format was asked for.{hint}")
-    return p, p.with_name(META_NAME)
-
-
-def read_meta(meta_path: Path) -> dict:
-    """generator.json as a dict (JSON: nothing in it can run)."""
-    if not meta_path.is_file():
-        raise ModelFileError(f"{meta_path} is missing: an export needs its generator.json "
-                             "(architecture and depth metadata); export again with 'facesynth model export'")
-    if meta_path.stat().st_size > MAX_META_BYTES:
-        raise ModelFileError(f"{meta_path} is {meta_path.stat().st_size} bytes, over the "
-                             f"{MAX_META_BYTES >> 20} MiB a generator.json can be: not read")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError) as e:
-        raise ModelFileError(f"{meta_path} is damaged ({type(e).__name__}: {e})") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("size"), int):
-        raise ModelFileError(f"{meta_path} is not a facesynth generator.json (no integer 'size')")
-    if not isinstance(meta.get("depth_source", ""), str):  # optional: exports before issue 21 have none
-        raise ModelFileError(f"{meta_path}: 'depth_source' must be a string (where the training depth came from)")
-    return meta
-
-
 def load_exported(path: str | Path, format: Format = "weights", onnx_threads: int = 2,
-                  device: str = "cpu") -> ExportedModel:
-    """Load an export: by default its weights (no code from the file); TorchScript only when asked."""
-    model_file, meta_path = export_files(path, format)
-    if not model_file.is_file():
-        if format == "weights" and model_file.with_name(TS_NAME).is_file():
-            raise ModelFileError(
-                f"{model_file.parent} holds only TorchScript (an export from an older facesynth); TorchScript "
-                "runs code from the file, so it is not loaded by default. Re-export it: 'facesynth model export "
-                "--checkpoint <model dir>/checkpoints --out DIR', or, if you trust the file, use format: "
-                "torchscript / --trust-torchscript")
-        raise MissingDependencyError(f"no exported model at {model_file}; train one (model.pix2pix) or run "
-                                     "'facesynth model export --checkpoint CKPT --out DIR'")
-    meta = read_meta(meta_path)
-    if format == "weights":
-        module = _load_weights(model_file, meta)
-    elif format == "torchscript":
+                  device: str = "cpu", memory_budget: int = DEFAULT_MEMORY_BUDGET,
+                  first_run_timeout_s: float = FIRST_RUN_TIMEOUT_S) -> ExportedModel:
+    """Load an export: by default its weights (no code from the file); TorchScript only when asked.
+    Every file is checked first (export_meta.check_export: no torch needed); `memory_budget` bytes
+    bound what its arch may take, `first_run_timeout_s` an ONNX model's first run."""
+    return load_checked(check_export(path, format, memory_budget, first_run_timeout_s), onnx_threads, device)
+
+
+def load_checked(checked: CheckedExport, onnx_threads: int = 2, device: str = "cpu") -> ExportedModel:
+    """The model of an export that check_export has passed."""
+    model_file, meta, fmt = checked.model_file, checked.meta, checked.format
+    if fmt == "weights":
+        module = _load_weights(model_file, checked.arch, checked.memory_budget)
+    elif fmt == "torchscript":
         with warnings.catch_warnings():  # TorchScript is deprecated upstream but is the original's format
             warnings.simplefilter("ignore", DeprecationWarning)
             try:
@@ -233,20 +183,16 @@ def load_exported(path: str | Path, format: Format = "weights", onnx_threads: in
                 raise ModelFileError(f"{model_file} is not a readable TorchScript file: {str(e)[:300]}") from None
     else:
         module = OnnxGenerator(model_file, onnx_threads, device)
-    return ExportedModel(module, meta, model_file, format)
+    return ExportedModel(module, meta, model_file, fmt)
 
 
-def _load_weights(weights: Path, meta: dict) -> nn.Module:
-    want = meta.get("weights_sha256")
-    if want is not None and _sha256(weights) != want:
-        raise ModelFileError(f"{weights} does not match its generator.json (sha256 differs): the file is "
-                             "damaged or from another export; export again")
+def _load_weights(weights: Path, arch: dict, memory_budget: int) -> nn.Module:
+    """generator.pt (its sha256 already checked against generator.json) into the net of `arch`."""
     state = safe_torch_load(weights, what="generator weights file")
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                               for k, v in state.items()):
         raise ModelFileError(f"{weights} is not a generator state_dict (names -> tensors)")
-    arch = meta.get("arch", {"size": meta["size"], "ngf": meta.get("ngf", 64)})
-    gen = build_generator(arch, str(weights.with_name(META_NAME)))
+    gen = build_generator(arch, str(weights.with_name(META_NAME)), memory_budget)
     try:
         gen.load_state_dict(state)
     except RuntimeError as e:

@@ -12,20 +12,11 @@ batch size, unlike BatchNorm's running averages) or "none".
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from facesynth.face.depth_norm import BACKGROUND_UNIT, mask_background
-
-
-def num_downs_for(size: int) -> int:
-    """log2(size): how many stride-2 convolutions bring `size` down to 1x1."""
-    n = int(round(math.log2(size))) if size > 0 else 0
-    if size < 32 or 2 ** n != size:
-        raise ValueError(f"U-Net size must be a power of two >= 32 (got {size})")
-    return n
+from facesynth.model.arch import NORMS, UPSAMPLE, num_downs_for  # noqa: F401 (num_downs_for: tests use it here)
 
 
 def _channels(level: int, ngf: int) -> int:
@@ -86,10 +77,6 @@ class UNetGenerator(nn.Module):
         for i in range(n - 2, -1, -1):
             h = self.ups[i](torch.cat([feats[i], h], 1))
         return h
-
-
-UPSAMPLE = ("transpose", "resize")
-NORMS = ("batch", "instance", "none")
 
 
 def _norm_layer(norm: str, ch: int) -> nn.Module:

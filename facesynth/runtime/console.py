@@ -6,6 +6,7 @@ import time
 from typing import TextIO
 
 from facesynth.runtime.stats import StatsGate
+from facesynth.terminal_text import terminal_safe
 
 
 def _fmt_node(nid: str, s: dict) -> str:
@@ -38,12 +39,13 @@ class ConsoleProgress:
             line = f"[{rec['elapsed_s']:6.1f}s] " + " | ".join(_fmt_node(n, s) for n, s in rec["nodes"].items())
             line += self._train
             if self.tty:
-                self.out.write("\r\x1b[2K" + line[: 400])
+                self.out.write("\r\x1b[2K" + terminal_safe(line, newlines=False)[: 400])
             else:
-                self.out.write(line + "\n")
+                self.out.write(terminal_safe(line, newlines=False) + "\n")
         elif kind == "error":
-            self.out.write(("\n" if self.tty else "") + f"error in {rec['node']} on {rec['chunk']}: {rec['error']}"
-                           + (" (fatal)" if rec.get("fatal") else f" (restart {rec['restart']})") + "\n")
+            self.out.write(("\n" if self.tty else "") + terminal_safe(
+                f"error in {rec['node']} on {rec['chunk']}: {rec['error']}"
+                + (" (fatal)" if rec.get("fatal") else f" (restart {rec['restart']})")) + "\n")
         elif kind == "event" and rec.get("name") == "train.step":
             losses = " ".join(f"{k}={v:.3g}" for k, v in (rec.get("losses") or {}).items() if isinstance(v, (int, float)))
             self._train = (f" | training epoch {rec.get('epoch')}/{rec.get('epochs')} "
@@ -52,10 +54,10 @@ class ConsoleProgress:
             self._warned = getattr(self, "_warned", 0) + 1
             if self._warned <= 20:
                 what = rec.get("error") or {k: v for k, v in rec.items() if k not in ("type", "t", "name", "replica")}
-                self.out.write(("\n" if self.tty else "") + f"warning: {rec['name']} ({rec['tally']}): {what}\n")
+                self.out.write(("\n" if self.tty else "") + terminal_safe(f"warning: {rec['name']} ({rec['tally']}): {what}") + "\n")
         elif kind == "event" and rec.get("name") in ("train.epoch", "live.stats", "capture.rejects"):
             data = {k: v for k, v in rec.items() if k not in ("type", "t", "name", "replica")}
-            self.out.write(("\n" if self.tty else "") + f"{rec['name']}: {data}\n")
+            self.out.write(("\n" if self.tty else "") + terminal_safe(f"{rec['name']}: {data}") + "\n")
         elif kind == "run_end":
-            self.out.write(("\n" if self.tty else "") + f"run {rec['status']} in {rec['elapsed_s']:.1f}s\n")
+            self.out.write(("\n" if self.tty else "") + terminal_safe(f"run {rec['status']} in {rec['elapsed_s']:.1f}s") + "\n")
         self.out.flush()

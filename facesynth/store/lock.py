@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Callable
 
 from facesynth.errors import StoreLockedError
+from facesynth.terminal_text import terminal_safe
 
 LOCK = "facesynth_run.lock"
 
 
 def _warn_stderr(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    print(f"warning: {terminal_safe(message)}", file=sys.stderr)
 
 
 def pid_alive(pid: int) -> bool:

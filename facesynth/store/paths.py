@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from facesynth.input_files import name_too_long, os_error_text
 from facesynth.store.lock import LOCK
 from facesynth.store.marker import MARKER, is_facesynth_store
 
@@ -35,7 +36,16 @@ def being_created(p: Path) -> bool:
 
 def store_path_problem(path: str | os.PathLike) -> str | None:
     """Why `path` cannot be a store (a sentence), or None: it is new, empty, or a facesynth store."""
-    p = Path(path)
+    why = name_too_long(path)
+    if why:
+        return f"store path {why}"
+    try:
+        return _path_problem(Path(path))
+    except OSError as exc:  # no permission to look, a loop of links...
+        return f"store path {os_error_text(exc)}"
+
+
+def _path_problem(p: Path) -> str | None:
     for parent in [p, *p.parents]:
         if parent.exists() or parent.is_symlink():
             if parent != p and not parent.is_dir():

@@ -16,6 +16,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from facesynth.terminal_text import echo
+
 
 @dataclass
 class ProgressScan:
@@ -73,9 +75,9 @@ class Progress:
         scan = self.scan(node_id)
         damaged = [i for i in scan.damaged_lines if not (scan.torn_tail and i == scan.damaged_lines[-1])]
         if damaged:
-            print(f"warning: progress file {self._file(node_id)} has {len(damaged)} damaged line(s) {damaged[:5]}; "
-                  f"their work is redone (`facesynth store check {self.dir.parent}` reports the store's damage)",
-                  file=sys.stderr)
+            echo(f"warning: progress file {self._file(node_id)} has {len(damaged)} damaged line(s) {damaged[:5]}; "
+                 f"their work is redone (`facesynth store check {self.dir.parent}` reports the store's damage)",
+                 file=sys.stderr)
         return {str(rec["key"]): list(rec.get("outputs", [])) for rec in scan.records}
 
     def mark(self, node_id: str, key: str, outputs: list[dict]) -> None:

@@ -13,14 +13,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 from facesynth.errors import FacesynthError, MissingDependencyError, UsageError
+from facesynth.input_files import read_bytes
 
 MAX_LINE = 16 * 1024 * 1024  # a record longer than this is garbage, not a record
+MAX_REPLAY_BYTES = 256 * 1024 * 1024  # a replay holds every record in memory; a day of a live run is ~30 MB
 
 
 def parse_line(line: bytes) -> dict | None:
     try:
         rec = json.loads(line)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # a line nested 100,000 deep is not a record
         return None
     return rec if isinstance(rec, dict) else None
 
@@ -33,7 +35,8 @@ def newest_run_log(path: str | Path) -> Path:
     candidates = [p, Path(f"{p}.runs")] if not str(p).endswith(".runs") else [p]
     for d in candidates:
         if d.is_dir():
-            logs = sorted(d.glob("*.jsonl"), key=lambda f: (f.stat().st_mtime, f.name))
+            logs = sorted((f for f in d.glob("*.jsonl") if f.is_file()),  # no FIFO, device or dangling link
+                          key=lambda f: (f.stat().st_mtime, f.name))
             if logs:
                 return logs[-1]
     raise UsageError(f"no run log found at {p}: give a .jsonl run log, or a store path whose "
@@ -107,7 +110,7 @@ class ReplaySource:
         self.clock = clock
         self.bad_lines = 0
         self.records: list[dict] = []
-        for line in self.path.read_bytes().split(b"\n"):
+        for line in read_bytes(self.path, MAX_REPLAY_BYTES, what="run log").split(b"\n"):
             if not line.strip():
                 continue
             rec = parse_line(line)

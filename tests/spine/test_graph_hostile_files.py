@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import time
 import tracemalloc
 from pathlib import Path
@@ -18,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from facesynth.cli import main
+
+from cli_child import run_cli
 
 MAX_RSS_MB = 300  # the issue measured 2.5-2.9 GB for the bomb and the 50 MB list
 MAX_SECONDS = 10  # generous (process start on 2 busy cores); the bomb took 36 s before
@@ -30,23 +30,6 @@ def billion_laughs() -> str:
         lines.append(f"{cur}: &{cur} [" + ",".join([f"*{prev}"] * 9) + "]")
     lines.append("nodes: [*i]")
     return "\n".join(lines) + "\n"
-
-
-# The child reports its own peak RSS: VmHWM belongs to the process image after exec, whereas
-# ru_maxrss of a child also counts the pytest process it was forked from.
-_CHILD = ("import sys\nfrom facesynth.cli import main\nrc = main(sys.argv[1:])\n"
-          "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
-          "print('PEAK_RSS_KB', hwm, file=sys.stderr)\nsys.exit(rc)\n")
-
-
-def run_cli(args: list[str]) -> tuple[int, str, float, float]:
-    """(exit code, stdout+stderr, seconds, peak RSS in MB) of the CLI run in a child process."""
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _CHILD, *args], capture_output=True, timeout=120)
-    seconds = time.perf_counter() - t0
-    out = proc.stdout.decode("utf-8", "replace") + proc.stderr.decode("utf-8", "replace")
-    peak = re.search(r"^PEAK_RSS_KB (\d+)$", out, re.M)
-    return proc.returncode, out, seconds, int(peak.group(1)) / 1024 if peak else float("inf")
 
 
 def assert_diagnosed(out: str, path: str, line: int, col: int | None, words: str) -> None:

@@ -7,6 +7,11 @@ z_mm = 1000 / (dmin + v / 255 * (dmax - dmin)). HEIC carries dmin/dmax in its de
 which also has the colour camera's intrinsic matrix. Without one, fx is estimated from the EXIF
 35 mm-equivalent focal length (f35 * image diagonal / 43.27 mm; 1.2 % from the XMP matrix on
 the JPEG here).
+
+A photo is a file someone may have sent: it is a regular file of at most `MAX_PORTRAIT_BYTES`,
+recognised by its first bytes (not its name), and every image in it (colour, depth) declares at
+most `MAX_PORTRAIT_PIXELS`, read from the headers before anything is decoded: a 176-megapixel
+JPEG, or a few hundred bytes declaring 65535 x 65535, would otherwise be decoded into gigabytes.
 """
 from __future__ import annotations
 
@@ -17,9 +22,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facesynth.capture.jpeg_check import jpeg_frame_size
 from facesynth.errors import InputDataError, MissingDependencyError
+from facesynth.input_files import MB, read_bytes
 
 FULL_FRAME_DIAGONAL_MM = 43.2666
+MAX_PORTRAIT_BYTES = 200 * MB       # an iPhone portrait is 2-15 MB
+MAX_PORTRAIT_PIXELS = 64_000_000    # the 48 MP sensors give 8064 x 6048 (48.8 MP); portraits are 12 MP
+MAX_MPO_FRAMES = 8                  # colour, disparity, and a few more (gain maps...)
+HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"heif")
 
 
 @dataclass
@@ -38,14 +49,40 @@ def disparity_to_mm(v: np.ndarray, dmin: float, dmax: float) -> np.ndarray:
     return (1000.0 / np.maximum(disp, 1e-6)).astype(np.float32)
 
 
+def photo_kind(head: bytes) -> str | None:
+    """"jpeg" or "heic" from a file's first bytes (its name may say anything), else None."""
+    if head[:3] == b"\xff\xd8\xff":
+        return "jpeg"
+    if head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS:
+        return "heic"
+    return None
+
+
+def check_pixels(p: Path, what: str, width: int, height: int) -> None:
+    """Refuse an image whose declared size is over MAX_PORTRAIT_PIXELS (or empty), before decoding it."""
+    if width <= 0 or height <= 0 or width * height > MAX_PORTRAIT_PIXELS:
+        raise InputDataError(f"{p}: its {what} declares {width} x {height} pixels ({width * height / 1e6:.0f} MP), "
+                             f"more than the {MAX_PORTRAIT_PIXELS // 1_000_000} MP a portrait can have (or none); "
+                             "refused before decoding it")
+
+
 def load_portrait(path: str | Path) -> Portrait:
-    """Decode a TrueDepth portrait (.heic or MPO .jpg)."""
+    """Decode a TrueDepth portrait (HEIC or MPO JPEG, told apart by content)."""
     p = Path(path)
     if not p.exists():
         raise InputDataError(f"no such portrait: {p}")
-    if p.suffix.lower() in (".heic", ".heif"):
+    head = read_bytes(p, MAX_PORTRAIT_BYTES, what="photo", first=1 * MB)  # a regular file, within the limit
+    kind = photo_kind(head)
+    if kind is None:
+        raise InputDataError(f"{p} is not a JPEG or HEIC photo (it begins with {head[:12]!r}); give an iPhone "
+                             "portrait (.heic, or the MPO .jpg with its depth)")
+    if kind == "heic":
         rgb, disp, dmin, dmax, exif, intr = _load_heic(p)
     else:
+        size = jpeg_frame_size(head)
+        if size is None:
+            raise InputDataError(f"{p}: no JPEG frame header in its first MB (a damaged or not a real JPEG)")
+        check_pixels(p, "JPEG", *size)
         rgb, disp, dmin, dmax, exif, intr = _load_mpo(p)
     h, w = rgb.shape[:2]
     if intr is None:
@@ -61,28 +98,46 @@ def _load_heic(p: Path):
         import pillow_heif
     except ImportError as exc:
         raise MissingDependencyError("reading HEIC needs pillow-heif: `.venv/bin/pip install pillow-heif`") from exc
-    heif = pillow_heif.open_heif(str(p), convert_hdr_to_8bit=True)
-    depths = heif.info.get("depth_images") or []
+    try:  # reads the boxes only; pixels are decoded below, once their sizes are known
+        heif = pillow_heif.open_heif(str(p), convert_hdr_to_8bit=True)
+        check_pixels(p, "HEIC image", *heif.size)
+        depths = heif.info.get("depth_images") or []
+        for d in depths:
+            check_pixels(p, "depth image", *d.size)
+    except (ValueError, RuntimeError, OSError, TypeError) as e:
+        raise InputDataError(f"{p} is not a readable HEIC file ({type(e).__name__}: {str(e)[:200]})") from None
     if not depths:
         raise InputDataError(f"{p} has no depth image (not a portrait photo?)")
     d = depths[0]
     meta = d.info.get("metadata") or {}
     if "d_min" not in meta or "d_max" not in meta:
         raise InputDataError(f"{p}: depth image has no d_min/d_max metadata")
-    rgb = np.asarray(heif.to_pillow().convert("RGB"))
-    disp = np.asarray(d.to_pillow().convert("L"))
-    exif = heif.to_pillow().getexif()
+    try:
+        rgb = np.asarray(heif.to_pillow().convert("RGB"))
+        disp = np.asarray(d.to_pillow().convert("L"))
+        exif = heif.to_pillow().getexif()
+    except (ValueError, RuntimeError, OSError) as e:  # damaged image data
+        raise InputDataError(f"{p}: its HEIC image data does not decode ({str(e)[:200]})") from None
     return rgb, disp, float(meta["d_min"]), float(meta["d_max"]), exif, None
 
 
 def _load_mpo(p: Path):
+    try:
+        return _read_mpo(p)
+    except (OSError, ValueError, SyntaxError, EOFError) as e:  # PIL: unidentified, truncated, broken MPF
+        raise InputDataError(f"{p}: the JPEG does not decode ({type(e).__name__}: {str(e)[:200]})") from None
+
+
+def _read_mpo(p: Path):
     from PIL import Image
 
-    im = Image.open(str(p))
+    im = Image.open(str(p), formats=["JPEG", "MPO"])
+    check_pixels(p, "JPEG", *im.size)
     rgb = np.asarray(im.convert("RGB"))
     exif = im.getexif()
-    for i in range(1, getattr(im, "n_frames", 1)):
+    for i in range(1, min(getattr(im, "n_frames", 1), MAX_MPO_FRAMES)):
         im.seek(i)
+        check_pixels(p, f"frame {i}", *im.size)
         xmp = im.info.get("xmp") or b""
         if isinstance(xmp, str):
             xmp = xmp.encode()
