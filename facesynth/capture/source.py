@@ -28,6 +28,16 @@ class FrameCounts(BaseModel):
     eval: int = Field(250, ge=0, le=1_000_000)
 
 
+class Intrinsics(BaseModel):
+    """Pinhole intrinsics in pixels of the images they describe (a source's `intrinsics` parameter)."""
+
+    model_config = ConfigDict(extra="forbid")
+    fx: float = Field(..., gt=0)
+    fy: float = Field(..., gt=0)
+    cx: float
+    cy: float
+
+
 class CaptureParams(Params):
     frames: FrameCounts = FrameCounts()
     gate: bool = False

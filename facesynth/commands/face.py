@@ -28,7 +28,11 @@ def cmd_ply(args: argparse.Namespace) -> int:
     attrs = st.attrs
     if "normalisation" not in attrs:
         raise StoreError(f"store {args.store} has no 'normalisation' attribute: run face.crop first")
-    norm = Normalisation.from_dict(attrs["normalisation"])
+    try:  # a store from elsewhere may hold anything there
+        norm = Normalisation.from_dict(attrs["normalisation"])
+    except (TypeError, ValueError, ZeroDivisionError, AttributeError) as exc:
+        raise StoreError(f"store {args.store}: its 'normalisation' attribute is not usable ({exc}); "
+                         "run face.crop on it again (graph run --restart of the crop stage)") from None
     i = int(args.frame)
     ok = st.read("crop/ok")
     if not 0 <= i < len(ok) or not ok[i]:

@@ -5,6 +5,7 @@ import argparse
 import json
 import signal
 import sys
+from pathlib import Path
 
 from facesynth.graph.checks import load_graph
 from facesynth.terminal_text import echo
@@ -51,27 +52,74 @@ def cmd_run(args: argparse.Namespace) -> int:
             print("stopped", file=sys.stderr)
             return 0
         raise
-    summary = {"status": result.status, "store": result.store, "run_log": str(result.run_log)}
-    finals = {k: v for k, v in result.sink.items() if all(isinstance(x, (dict, str, int, float)) for x in v)}
-    if finals:
-        summary["outputs"] = finals
-    warnings = {n: s["warnings"] for n, s in (result.stats or {}).get("nodes", {}).items() if s.get("warnings")}
-    if warnings:  # e.g. {"camera": {"capture.damaged": {"jpeg": 1}}}: a run that is ok, but not silently so
-        summary["warnings"] = warnings
-    print(json.dumps(summary, default=str))
+    summary = run_summary(result, args.file)
+    if args.quiet or args.json:  # for scripts: the summary as one JSON line, the last one
+        from facesynth.runtime.console import json_line
+
+        print(json_line({"type": "summary", **summary}))
+    else:
+        from facesynth.runtime.console_text import summary_lines
+
+        print("\n".join(summary_lines(summary)))
     return 0 if result.status == "ok" else 1
 
 
 def _run(args: argparse.Namespace, loaded, backend: str):
     from facesynth.runtime.api import run_graph
-    from facesynth.runtime.console import ConsoleProgress
+    from facesynth.runtime.console import make_console
 
     if args.tui:
         from facesynth.tui.launch import run_with_dashboard
 
         return run_with_dashboard(loaded, backend=backend, address=args.address, restart=args.restart)
-    progress = None if args.quiet else ConsoleProgress()
-    return run_graph(loaded, backend=backend, address=args.address, restart=args.restart, on_record=progress)
+    console = make_console("quiet" if args.quiet else "json" if args.json else "auto")
+    try:
+        return run_graph(loaded, backend=backend, address=args.address, restart=args.restart, on_record=console)
+    finally:
+        if console is not None:
+            console.close()
+
+
+def run_summary(result, graph_file: str) -> dict:
+    """How the run went, what it made and where, the export's held-out metrics beside the
+    baseline, warnings counted and the commands to run next (plain data: JSON or lines)."""
+    from facesynth.runtime.console_text import next_commands, warnings_text
+
+    nodes = (result.stats or {}).get("nodes", {})
+    summary: dict = {"status": result.status, "store": result.store, "run_log": str(result.run_log),
+                     "elapsed_s": (result.stats or {}).get("elapsed_s")}
+    finals = {k: v for k, v in result.sink.items() if all(isinstance(x, (dict, str, int, float)) for x in v)}
+    if finals:
+        summary["outputs"] = finals
+    warnings = {n: s["warnings"] for n, s in nodes.items() if s.get("warnings")}
+    if warnings:  # e.g. {"camera": {"capture.damaged": {"jpeg": 1}}}: a run that is ok, but not silently so
+        summary["warnings"] = warnings
+    summary["warning_count"], summary["warning_text"] = warnings_text(nodes)
+    summary["retried"] = sum(int(s.get("restarts") or 0) for s in nodes.values())
+    export = next((x["dir"] for v in finals.values() for x in v if isinstance(x, dict) and x.get("dir")), None)
+    if export:
+        summary["model"] = export_summary(export)
+    prog = sys.argv[0] if Path(sys.argv[0]).name == "facesynth" else "facesynth"  # as the person typed it
+    summary["next"] = next_commands(graph_file, export, result.store, prog)
+    return summary
+
+
+def export_summary(export_dir: str) -> dict:
+    """What generator.json says of an export: size, ngf, steps, held-out eval and baseline."""
+    from facesynth.errors import InputDataError
+    from facesynth.input_files import MB, read_json
+
+    d = Path(export_dir)
+    info: dict = {"dir": str(export_dir),
+                  "files": sorted(p.name for p in d.glob("generator*") if p.is_file()) if d.is_dir() else []}
+    try:
+        meta = read_json(d / "generator.json", max_bytes=16 * MB, what="generator.json")  # export.py's limit
+    except (OSError, InputDataError) as exc:
+        info["error"] = str(exc)
+        return info
+    if isinstance(meta, dict):
+        info.update({k: meta[k] for k in ("size", "ngf", "epochs", "steps", "eval", "baseline") if k in meta})
+    return info
 
 
 def cmd_nodes(args: argparse.Namespace) -> int:
@@ -90,12 +138,29 @@ def cmd_nodes(args: argparse.Namespace) -> int:
         for port, doc in cls.outputs.items():
             print(f"    out {port}: {doc}")
         for name, field in cls.Params.model_fields.items():
-            default = field.get_default(call_default_factory=True)
             rng = [f"{m.__class__.__name__.lower()} {getattr(m, m.__class__.__name__.lower(), '')}"
                    for m in field.metadata if hasattr(m, m.__class__.__name__.lower())]
             extra = f" [{', '.join(rng)}]" if rng else ""
-            print(f"    param {name} = {default!r}{extra}" + (f"  {field.description}" if field.description else ""))
+            print(f"    param {name} = {param_default(field)}{extra}" + (f"  {field.description}" if field.description else ""))
     return 0
+
+
+def param_default(field) -> str:
+    """A parameter's default as it would be written in a graph file (YAML flow style), or
+    `(required)`: never a Python repr such as FrameCounts(train=1500, eval=250)."""
+    import yaml
+    from pydantic import BaseModel
+
+    if field.is_required():
+        return "(required)"
+    value = field.get_default(call_default_factory=True)
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    try:
+        text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10_000, allow_unicode=True)
+    except yaml.YAMLError:  # not plain data: say what it is, not how Python prints it
+        return f"({type(value).__name__})"
+    return text.removesuffix("\n").removesuffix("\n...").strip()
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -115,7 +180,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--local", action="store_true", help="run in this process without Ray (debugging)")
     p.add_argument("--restart", action="store_true", help="start over: delete the store's frames and progress")
     p.add_argument("--tui", action="store_true", help="show the live terminal dashboard while running")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--quiet", action="store_true",
+                     help="nothing while it runs; at the end the summary as one JSON line (for scripts)")
+    out.add_argument("--json", action="store_true",
+                     help="JSON lines on stdout: events, progress, then the summary (for scripts)")
     p.set_defaults(func=cmd_run)
     n = sub.add_parser("nodes", help="list node kinds, their ports and params")
     n.add_argument("--json", action="store_true")

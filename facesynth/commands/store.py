@@ -3,17 +3,29 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import numpy as np
 
+from facesynth.errors import StoreError
 from facesynth.store.frame_store import FrameStore
+from facesynth.store.marker import marker_problem, read_marker
 from facesynth.store.progress import Progress
 from facesynth.terminal_text import echo
 
 
 def store_info(path: str) -> dict:
-    """Arrays, ok-frame counts, progress and attributes; damage is a StoreError, never a traceback."""
+    """Arrays, ok-frame counts, progress and attributes; damage is a StoreError, never a traceback.
+    A marker that cannot be read does not stop it (reads do not need it): it is named in `warnings`."""
     store = FrameStore.open(path, mode="r")
+    warnings = []
+    try:
+        problem = marker_problem(path) if read_marker(path) is not None else None
+    except StoreError as exc:
+        problem = str(exc)
+    if problem:
+        warnings.append(f"{problem}; runs will not write to this store until `facesynth store check {path}` "
+                        "repairs it")
     arrays = {}
     for name in store.names():
         arr = store.array(name)
@@ -22,15 +34,21 @@ def store_info(path: str) -> dict:
             arrays[name]["frames_ok"] = int(np.count_nonzero(store.read(name)))
     attrs = {k: v for k, v in store.attrs.items() if k != "calibration"}
     return {"path": str(path), "chunk_frames": store.chunk_frames, "arrays": arrays,
-            "progress_chunks": Progress(path).summary(), "attrs": attrs}
+            "progress_chunks": Progress(path).summary(), "attrs": attrs, "warnings": warnings}
 
 
 def cmd_info(args: argparse.Namespace) -> int:
     info = store_info(args.path)
+    for warning in info["warnings"]:
+        echo(f"warning: {warning}", file=sys.stderr)
     if args.json:
         echo(json.dumps(info, indent=2, default=str))
         return 0
     echo(f"store {info['path']}  (chunks of {info['chunk_frames']} frames)")
+    if "depth_source" in info["attrs"]:
+        source = info["attrs"]["depth_source"]
+        text = source if isinstance(source, str) and source.isidentifier() else json.dumps(source, default=str)
+        echo(f"depth source: {text}" + (" (estimated from the face mesh, not measured)" if source == "face_mesh" else ""))
     for name, a in info["arrays"].items():
         ok = f"  ok frames: {a['frames_ok']}" if "frames_ok" in a else ""
         echo(f"  {name:28s} {str(tuple(a['shape'])):22s} {a['dtype']:8s}{ok}")
@@ -46,7 +64,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Exit 0 when the store is intact, 1 when damage was found (its progress cleared for a rerun)."""
     from facesynth.store.check import check_store
 
-    report = check_store(args.path, repair=not args.dry_run)
+    report = check_store(args.path, repair=not args.dry_run,
+                         say=lambda line: echo(f"  ... {line}", file=sys.stderr))
     if args.json:
         echo(json.dumps(report.to_dict(), indent=2, default=str))
         return 0 if report.clean else 1

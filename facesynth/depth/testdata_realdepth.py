@@ -18,6 +18,7 @@ from facesynth.errors import InputDataError
 
 OPEN3D = "nyu_tum_sun_redwood_open3d"
 KINECT = "azure_kinect_mkv"
+TRUEDEPTH_SEQUENCE = "truedepth_face_sequence"
 
 
 @dataclass
@@ -154,6 +155,32 @@ def load_kinect(root: Path | None = None, frames: int = 2) -> list[DepthFrame]:
     if not out:
         raise InputDataError(f"{path}: no depth frames")
     return out
+
+
+@dataclass
+class TrueDepthSequence:
+    """Frames of the iPhone TrueDepth face sequence: colour (N, 1280, 720, 3) RGB, depth (N, 640, 360)
+    float32 mm (0 = no reading; colour pixel (x, y) is depth pixel (x/2, y/2)), the colour intrinsics."""
+
+    indices: list[int]
+    color: np.ndarray
+    depth_mm: np.ndarray
+    intrinsics: dict
+
+
+def load_truedepth_sequence(indices: list[int] | None = None, root: Path | None = None) -> TrueDepthSequence:
+    """The sequence's frames `indices` (all 34 when None), in mm with info.json's depth scale."""
+    from facesynth.capture.folder.camera_json import read_camera_json
+
+    d = (root or realdata_root()) / TRUEDEPTH_SEQUENCE
+    if not d.is_dir():
+        raise InputDataError(f"{d}: real data folder absent")
+    cam = read_camera_json(d / "info.json")
+    idx = list(range(len(list(d.glob("color_*.jpg"))))) if indices is None else list(indices)
+    color = np.stack([_rgb(d / f"color_{i:02d}.jpg") for i in idx])
+    depth = np.stack([_u16(d / f"depth_{i:02d}.png").astype(np.float32) * float(cam.depth_scale_mm) for i in idx])
+    intr = {k: float(cam.color[k]) for k in ("fx", "fy", "cx", "cy")}
+    return TrueDepthSequence(idx, color, depth, intr)
 
 
 def load_all(root: Path | None = None, kinect_frames: int = 2) -> list[DepthFrame]:

@@ -10,6 +10,8 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from facesynth.store.zarr_limits import MAX_CHUNK_FRAMES
+
 Policy = Literal["block", "drop_oldest", "latest"]
 ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 # a graph name becomes part of file names ({name} in store.path): a plain name, never a path
@@ -22,7 +24,7 @@ class Strict(BaseModel):
 
 class StoreSpec(Strict):
     path: str = "data_store/{name}.zarr"
-    chunk_frames: int = Field(8, ge=1, le=4096)
+    chunk_frames: int = Field(8, ge=1, le=MAX_CHUNK_FRAMES)
 
 
 class Defaults(Strict):

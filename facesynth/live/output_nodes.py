@@ -1,9 +1,9 @@
 """Live inference and its outputs: the traced generator, the RGBD msgpack stream, file sinks.
 
-live.generator draws the landmarks, runs the exported generator (by default its weights,
-rebuilt from generator.json: no code from the model file; `format: onnx` runs generator.onnx
-in ONNX Runtime; `format: torchscript` loads TorchScript, which runs code stored in the file,
-for trusted files only), applies the background mask (again, outside the exported graph: the
+live.generator draws the landmarks, runs the exported generator (by default, `format: auto`, on
+CPU its generator.onnx in ONNX Runtime when the export has one, else its weights rebuilt from
+generator.json: neither runs code from the model file; `format: torchscript` loads TorchScript,
+which runs code stored in the file, for trusted files only), applies the background mask (again, outside the exported graph: the
 output is clean whatever was exported)
 and turns the result into rgb uint8 + depth uint16 (0.1 mm). live.msgpack_out serves those
 frames to any number of TCP clients (slow clients lose frames, they never slow the graph) and
@@ -35,9 +35,10 @@ META_KEYS = ("d0_mm", "face_depth_mm", "near_mm", "crop_mm", "size", "margin", "
 class GeneratorParams(Params):
     model: str = Field("data_store/capture_to_model.zarr.model/export",
                        description="the export directory (or one of its files: generator.pt, .onnx, .ts.pt)")
-    format: Literal["weights", "onnx", "torchscript"] = Field(
-        "weights", description="weights: generator.pt + generator.json, no code from the file (default); "
-        "onnx: generator.onnx in ONNX Runtime; torchscript: generator.ts.pt, which runs code stored in "
+    format: Literal["auto", "weights", "onnx", "torchscript"] = Field(
+        "auto", description="auto (default): onnx on CPU when the export has generator.onnx, else weights; "
+        "weights: generator.pt + generator.json, no code from the file; "
+        "onnx: generator.onnx in ONNX Runtime (data, not code); torchscript: generator.ts.pt, which runs code stored in "
         "the file: only for files you trust")
     device: str = Field("cpu", description="torch device: cpu, cuda, cuda:1 ...")
     size: int = Field(0, ge=0, le=4096, description="expected network size (0 = the model's)")
@@ -51,11 +52,13 @@ class LiveGenerator:
     """Exported generator on a device: landmarks -> masked (4, S, S) float32 output (pure enough to bench)."""
 
     def __init__(self, model: str, device: str = "cpu", threads: int = 0, half: bool = False,
-                 format: str = "weights"):
+                 format: str = "auto"):
         import torch
 
-        from facesynth.model.export import load_exported
+        from facesynth.model.export import default_format, load_exported
 
+        if format == "auto":
+            format = "weights" if half else default_format(model, device)
         self.torch = torch
         if threads and format != "onnx":
             torch.set_num_threads(threads)
@@ -167,7 +170,7 @@ class LiveStats:
         recent = t[t >= t[-1] - recent_s] if len(t) else t
         fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
         pct = (lambda q: round(float(np.percentile(lat, q)), 3)) if len(lat) else (lambda q: None)
-        return {"frames": self.frames, "fps": round(fps, 2),
+        return {"frames": self.frames, "fps": round(float(fps), 2),
                 "latency_ms": {"min": round(float(lat.min()), 3) if len(lat) else None, "p50": pct(50), "p99": pct(99)},
                 "generator_ms": round(float(np.median(self.gen_ms)), 3) if self.gen_ms else None,
                 "drops": sum(self.source_drops.values()) + self.client_drops,

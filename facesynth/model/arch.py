@@ -2,9 +2,9 @@
 
 An export ships weights (a state_dict, loaded with weights_only=True) and this dict in
 generator.json under "arch"; loading rebuilds `UNetGenerator(**arch)` from code that is
-installed here, so no code ever comes from a model file. `generator_arch` reads every
-constructor parameter back from the instance (attributes of the same name, else the
-default); export.py checks that the rebuilt net computes exactly what the original does.
+installed here, so no code ever comes from a model file (generator.py: `generator_arch` reads
+every constructor parameter back from an instance, `build_generator` builds one after the checks
+here); export.py checks that the rebuilt net computes exactly what the original does.
 
 An "arch" from a file someone sent is checked before anything is built: plain values in
 range (`check_arch`), and the memory the net would take, counted from the arch alone
@@ -14,24 +14,19 @@ so a crafted file is refused before torch is even loaded.
 """
 from __future__ import annotations
 
-import inspect
+import math
 from dataclasses import dataclass
 from typing import Any
 
-import math
-from typing import TYPE_CHECKING
 
 from facesynth.errors import ModelFileError
-
-if TYPE_CHECKING:
-    from facesynth.model.generator import UNetGenerator
 
 UPSAMPLE = ("transpose", "resize")
 NORMS = ("batch", "instance", "none")
 #: UNetGenerator's keyword arguments and their defaults (a test keeps the two equal)
 ARCH_DEFAULTS = {"size": 256, "ngf": 64, "in_ch": 1, "out_ch": 4, "dropout": 0.5, "upsample": "transpose",
                  "norm": "batch"}
-_SCALARS = (str, int, float, bool, type(None))
+SCALARS = (str, int, float, bool, type(None))
 # plausible ranges of the numeric kwargs (checked before anything is allocated)
 LIMITS = {"size": (32, 4096), "ngf": (1, 1024), "in_ch": (1, 16), "out_ch": (1, 16), "dropout": (0.0, 1.0)}
 _INTEGERS = ("size", "ngf", "in_ch", "out_ch")
@@ -51,29 +46,6 @@ def num_downs_for(size: int) -> int:
     return n
 
 
-def constructor_params() -> dict[str, inspect.Parameter]:
-    from facesynth.model.generator import UNetGenerator
-
-    sig = inspect.signature(UNetGenerator.__init__)
-    return {n: p for n, p in sig.parameters.items()
-            if n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-
-
-def generator_arch(gen: "UNetGenerator") -> dict[str, Any]:
-    """{kwarg: value} for every UNetGenerator constructor parameter, as JSON scalars."""
-    given = getattr(gen, "arch", None)
-    if isinstance(given, dict):  # a generator that records its own kwargs
-        return {k: v for k, v in given.items() if isinstance(v, _SCALARS)}
-    arch = {}
-    for name, p in constructor_params().items():
-        value = getattr(gen, name, p.default)
-        if not isinstance(value, _SCALARS):  # an attribute that is a layer, not the kwarg
-            value = p.default
-        if value is not inspect.Parameter.empty:
-            arch[name] = value
-    return arch
-
-
 def check_arch(arch: Any, where: str) -> dict[str, Any]:
     """Every UNetGenerator kwarg (defaults filled in) when `arch` is a dict of known, plain,
     in-range values; else ModelFileError naming `where` and the argument. Builds nothing."""
@@ -83,7 +55,7 @@ def check_arch(arch: Any, where: str) -> dict[str, Any]:
     if unknown:
         raise ModelFileError(f"{where}: unknown generator arguments {unknown} (known: {sorted(ARCH_DEFAULTS)}); "
                              "the model was made by another facesynth version")
-    bad = sorted(k for k, v in arch.items() if not isinstance(v, _SCALARS))
+    bad = sorted(k for k, v in arch.items() if not isinstance(v, SCALARS))
     if bad:
         raise ModelFileError(f"{where}: generator arguments {bad} are not plain values")
     full = {**ARCH_DEFAULTS, **arch}
@@ -170,16 +142,3 @@ def check_memory(arch: dict, where: str, budget: int = DEFAULT_MEMORY_BUDGET, ba
             f"{_gib(budget)}; refused before building it. If this machine has the memory and you trust the model, "
             "raise the budget (model eval --memory-budget-gb)")
     return mem
-
-
-def build_generator(arch: Any, where: str, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> "UNetGenerator":
-    """UNetGenerator(**arch), refusing anything that is not a plain dict of known scalar kwargs, or
-    a net that would not fit `memory_budget` bytes (checked before a byte of it is allocated)."""
-    from facesynth.model.generator import UNetGenerator
-
-    check_arch(arch, where)
-    check_memory(arch, where, memory_budget)
-    try:
-        return UNetGenerator(**arch)
-    except (TypeError, ValueError) as e:
-        raise ModelFileError(f"{where}: cannot build the generator from {arch}: {e}") from None

@@ -4,8 +4,9 @@ kept within a bound, and read back with a fallback when the newest one is damage
 On disk (`<model dir>/checkpoints/`): `step_NNNNNNNN.pt` for the last `keep_last` saves (by
 time and at the end, model/schedule.py; `epoch_NNNN.pt` from older facesynth is still read),
 `latest.pt` (the newest: a save, or a stop), `best.pt` (the saved evaluation with the lowest
-eval depth MAE). latest/best are hard links to a step file where they can be, so
-they cost no extra space. Every file is written to a `.tmp-*` name, fsynced and renamed: a
+eval depth MAE). latest/best are copies of a step file of their own (a copy-on-write clone where
+the filesystem makes them, else a real copy; never a hard link), so one damaged file costs at most
+one save: the fallback finds the same step in the other file. Every file is written to a `.tmp-*` name, fsynced and renamed: a
 crash or a full disk leaves the previous checkpoint intact and no temporary file behind.
 
 Read with `torch.load(weights_only=True)`: a checkpoint file is never a way to run code.
@@ -13,6 +14,7 @@ Read with `torch.load(weights_only=True)`: a checkpoint file is never a way to r
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import re
 import shutil
@@ -170,17 +172,30 @@ def _fsync_dir(d: Path) -> None:
         os.close(fd)
 
 
-def _link(src: Path, dst: Path) -> None:
-    """Make `dst` name the same bytes as `src` (a hard link; a copy where links are not allowed)."""
-    tmp = dst.with_name(f"{TMP_PREFIX}{os.getpid()}-link-{dst.name}")
-    tmp.unlink(missing_ok=True)
-    try:
+FICLONE = 0x40049409  # linux/fs.h _IOW(0x94, 9, int): a copy-on-write clone of a whole file
+
+
+def _clone_or_copy(src: Path, dst: Path) -> None:
+    """`dst` gets `src`'s bytes as a file of its own: a copy-on-write clone where the filesystem
+    makes them (btrfs, XFS, ...: no extra space until one is changed), else a real copy."""
+    with open(src, "rb") as fin, open(dst, "xb") as fout:
         try:
-            os.link(src, tmp)
+            fcntl.ioctl(fout.fileno(), FICLONE, fin.fileno())
         except OSError as e:
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise
-            shutil.copyfile(src, tmp)
+            shutil.copyfileobj(fin, fout, 1 << 20)
+        fout.flush()
+        os.fsync(fout.fileno())
+
+
+def _copy(src: Path, dst: Path) -> None:
+    """Make `dst` an independent copy of `src` (never a hard link: damage to one file must not be
+    damage to both, so one damaged checkpoint costs at most one epoch), atomically."""
+    tmp = dst.with_name(f"{TMP_PREFIX}{os.getpid()}-copy-{dst.name}")
+    tmp.unlink(missing_ok=True)
+    try:
+        _clone_or_copy(src, tmp)
         os.replace(tmp, dst)
     except OSError as e:
         tmp.unlink(missing_ok=True)
@@ -225,9 +240,9 @@ class Checkpoints:
         if not keep:
             return atomic_torch_save(state, self.dir / LATEST)
         target = atomic_torch_save(state, self.dir / f"step_{int(state['step']):08d}.pt")
-        _link(target, self.dir / LATEST)
+        _copy(target, self.dir / LATEST)
         if self._is_best(state):
-            _link(target, self.dir / BEST)
+            _copy(target, self.dir / BEST)
         self._prune()
         return target
 
@@ -246,7 +261,7 @@ class Checkpoints:
 
     def _prune(self) -> None:
         for old in self.kept_files()[:-self.keep_last]:
-            old.unlink(missing_ok=True)  # latest/best are their own links: they stay
+            old.unlink(missing_ok=True)  # latest/best are copies of their own: they stay
 
     def candidates(self) -> list[Path]:
         """Where a resume looks, newest first: latest, the epoch files, best."""

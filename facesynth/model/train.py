@@ -29,12 +29,11 @@ from typing import Callable
 import torch
 
 from facesynth.errors import MissingDependencyError
-from facesynth.model.arch import generator_arch
 from facesynth.model.augment import colour_jitter, random_affine, random_shift
 from facesynth.model.checkpoint import Checkpoints, check_compatible
 from facesynth.model.dataset import PairData
 from facesynth.model.discriminator import MultiscaleDiscriminator
-from facesynth.model.generator import UNetGenerator, apply_background_mask
+from facesynth.model.generator import UNetGenerator, apply_background_mask, generator_arch
 from facesynth.model.losses import LossWeights, discriminator_loss, generator_loss, reconstruction_loss
 from facesynth.model.metrics import evaluate, mean_image_baseline
 from facesynth.model.preview import write_preview

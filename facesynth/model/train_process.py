@@ -46,7 +46,7 @@ def _raise_child_error(err: dict) -> None:
 
 def train_in_process(store_path: str, params: Any, frames: list[int] | None, out: Path,
                      report: Callable[..., None], stop: threading.Event | None, threads: int) -> dict:
-    """facesynth.model.nodes.train_from_store, run in a child process with `threads` threads."""
+    """facesynth.model.train_job.train_from_store, run in a child process with `threads` threads."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     job = {"store": str(store_path), "params": params.model_dump(mode="json"), "out": str(out),
            "frames": None if frames is None else [int(f) for f in frames], "threads": int(threads)}
@@ -126,7 +126,7 @@ def _child_main() -> int:
     threading.Thread(target=watch_stdin, name="train-stdin", daemon=True).start()
     import torch
 
-    from facesynth.model.nodes import Pix2PixParams, train_from_store
+    from facesynth.model.train_job import Pix2PixParams, train_from_store
 
     torch.set_num_threads(int(job["threads"]))
     try:

@@ -11,6 +11,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from facesynth.errors import UsageError
+
 METRICS_ACTOR = "facesynth_metrics"
 
 
@@ -31,7 +33,11 @@ class RunLog:
     """Appends records to `<dir>/<run_id>.jsonl`, flushed per write so readers see them live."""
 
     def __init__(self, directory: Path, run_id: str):
-        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):  # it, or a folder above it, is a file
+            raise UsageError(f"run logs go to {directory}, but it (or a folder above it) is a file, not a "
+                             "directory; move that file away (facesynth does not delete it)") from None
         self.path = directory / f"{run_id}.jsonl"
         self._fh = open(self.path, "a", buffering=1)
 

@@ -8,7 +8,6 @@ Both kinds are raised as StoreDamaged naming the array, the chunk and its frames
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -16,6 +15,8 @@ import numpy as np
 import zarr
 
 from facesynth.errors import StoreDamaged
+from facesynth.input_files import InputFileError
+from facesynth.store.zarr_limits import read_node_metadata
 
 
 def repair_hint(store_path: str | Path) -> str:
@@ -32,6 +33,23 @@ def chunk_file(store_path: str | Path, name: str, arr: zarr.Array, index: int) -
 def chunk_frames_of(arr: zarr.Array, index: int) -> tuple[int, int]:
     cf = int(arr.chunks[0])
     return index * cf, min((index + 1) * cf, int(arr.shape[0]))
+
+
+def present_chunks(path: Path, name: str, arr: zarr.Array) -> list[int]:
+    """Indices of the chunks of `name` that have a file (listed from its c/ folder, so the work is
+    bounded by what is on disk, not by the shape its metadata declares)."""
+    n = n_chunks(arr)
+    try:
+        entries = [e.name for e in os.scandir(path / name / "c")]
+    except OSError:
+        return []
+    found = sorted(int(e) for e in entries if e.isdigit() and len(e) < 12 and int(e) < n)
+    return [i for i in found if os.path.lexists(chunk_file(path, name, arr, i))]
+
+
+def n_chunks(arr: zarr.Array) -> int:
+    """Chunks along the frame axis."""
+    return -(-int(arr.shape[0]) // int(arr.chunks[0]))
 
 
 def damaged(store_path: str | Path, name: str, arr: zarr.Array, index: int, problem: str) -> StoreDamaged:
@@ -66,26 +84,30 @@ def missing_chunks(store_path: str | Path, name: str, arr: zarr.Array, ok: np.nd
     return out
 
 
-def array_dirs(root: Path) -> tuple[list[str], list[str]]:
-    """Array names under the store, and names whose zarr.json does not parse (walked on disk)."""
-    arrays, broken = [], []
+def array_dirs(root: Path) -> tuple[list[str], dict[str, str]]:
+    """Array names under the store, and {name: why} of the nodes whose zarr.json cannot be read
+    (not a regular file, over its size limit, not JSON) and of the folders that are links; walked
+    on disk (links not followed), no Zarr node is opened."""
+    arrays, broken = [], {}
     for dirpath, dirnames, filenames in os.walk(root):
         rel = Path(dirpath).relative_to(root)
         if rel.parts and rel.parts[0] == "_progress":
             dirnames[:] = []
             continue
-        if "zarr.json" not in filenames or not rel.parts:
+        for d in [d for d in dirnames if (Path(dirpath) / d).is_symlink()]:  # never walked into
+            if rel.parts or d != "_progress":
+                broken["/".join((*rel.parts, d))] = (f"it is a link to {os.readlink(Path(dirpath) / d)}, not a "
+                                                     "folder facesynth wrote (it writes no links in a store)")
+        if "zarr.json" not in filenames + dirnames or not rel.parts:
             continue
-        try:
-            meta = json.loads((Path(dirpath) / "zarr.json").read_text(encoding="utf-8"))
-            node_type = meta.get("node_type") if isinstance(meta, dict) else None
-        except (OSError, ValueError, UnicodeDecodeError):
-            node_type = "broken"
         name = "/".join(rel.parts)
-        if node_type == "array":
+        try:
+            meta = read_node_metadata(root, name)
+        except (OSError, InputFileError) as exc:
+            broken[name] = str(exc)
+            dirnames[:] = []
+            continue
+        if meta.get("node_type") == "array":
             arrays.append(name)
             dirnames[:] = []
-        elif node_type == "broken":
-            broken.append(name)
-            dirnames[:] = []
-    return sorted(arrays), sorted(broken)
+    return sorted(arrays), dict(sorted(broken.items()))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +17,29 @@ import numpy as np
 import zarr
 
 from facesynth.errors import StoreDamaged, StoreError
-from facesynth.store.damage import array_dirs, chunk_file, damaged, missing_chunks, undecodable_chunk
-from facesynth.store.marker import read_marker, write_marker
+from facesynth.store.checked_zarr import open_root
+from facesynth.store.lock import open_guard
+from facesynth.store.damage import (array_dirs, chunk_file, damaged, missing_chunks, present_chunks,
+                                    undecodable_chunk)
+from facesynth.store.marker import new_store_id, read_marker, write_marker
+from facesynth.store.zarr_limits import MAX_CHUNK_BYTES, DATA_TYPES
 
 # write every chunk, even one equal to the fill value: then a missing chunk file is damage
 zarr.config.set({"array.write_empty_chunks": True})
+SPARSE_READ_CHUNKS = 64  # a read spanning more chunks lists the ones on disk and reads only those
 
 
 def _open_root(p: Path, mode: str) -> zarr.Group:
-    """The root group; a damaged root zarr.json is a StoreDamaged naming it, not a traceback."""
+    """The root group, its zarr.json checked first (checked_zarr.py); a damaged or refused root
+    zarr.json is a StoreDamaged naming it, not a traceback."""
     try:
-        return zarr.open_group(str(p), mode=mode, zarr_format=3)
-    except (OSError, ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+        return open_root(p, mode)
+    except (StoreDamaged, OSError, ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
         if mode != "r" and not (p / "zarr.json").exists():
             raise
-        raise StoreDamaged(f"store {p}: its root metadata {p / 'zarr.json'} is damaged "
-                           f"({type(exc).__name__}: {exc}); the arrays may be intact: `facesynth store check {p}` "
+        why = str(exc) if isinstance(exc, StoreDamaged) else f"{type(exc).__name__}: {exc}"
+        raise StoreDamaged(f"store {p}: its root metadata {p / 'zarr.json'} is damaged or refused "
+                           f"({why}); the arrays may be intact: `facesynth store check {p}` "
                            "says what it finds, else start over with --restart", array="zarr.json") from None
 
 
@@ -57,7 +63,8 @@ class FrameStore:
         """Create the store if absent (keeping what is there), recording chunk_frames."""
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        legacy = (p / "zarr.json").exists() and read_marker(p) is None
+        marker = read_marker(p)
+        legacy = (p / "zarr.json").exists() and marker is None
         root = _open_root(p, "a")
         have = root.attrs.get("chunk_frames")
         if have is not None and int(have) != int(chunk_frames):
@@ -69,7 +76,11 @@ class FrameStore:
             root.attrs["chunk_frames"] = int(chunk_frames)
         if attrs:
             root.attrs.update(attrs)
-        write_marker(p, new_store=not legacy)  # "a facesynth store", and its id; kept if present
+        # the id is in the root's attributes and in the marker: a marker alone does not make a store
+        store_id = marker["store_id"] if marker else root.attrs.get("store_id") or new_store_id()
+        if root.attrs.get("store_id") is None:
+            root.attrs["store_id"] = store_id
+        write_marker(p, new_store=not legacy, store_id=store_id)  # kept if present
         return cls(root, p, "a")
 
     @classmethod
@@ -94,7 +105,7 @@ class FrameStore:
         """Merge into the root attributes as they are on disk now (zarr writes its whole cached
         view, so merging into a stale handle would wipe what other processes wrote since)."""
         self._check_writable()
-        with open(self.path / ".attrs.lock", "a") as lock:  # one read-merge-write at a time
+        with open_guard(self.path / ".attrs.lock") as lock:  # one read-merge-write at a time
             fcntl.flock(lock, fcntl.LOCK_EX)
             self._root = _open_root(self.path, "a")
             self._root.attrs.update(values)
@@ -104,7 +115,7 @@ class FrameStore:
         """`name` from the root: KeyError if absent; StoreDamaged if its metadata does not parse."""
         try:
             return self._root[name]
-        except KeyError:
+        except (KeyError, StoreDamaged):  # absent; refused by its checks (checked_zarr.py), which name it
             raise
         except Exception as exc:  # noqa: BLE001 - a damaged zarr.json of the array or its group
             raise StoreDamaged(f"store {self.path}: the metadata of '{name}' (its zarr.json) is damaged "
@@ -121,28 +132,15 @@ class FrameStore:
             return False
 
     def names(self) -> list[str]:
-        """Every array in the store as 'group/name', sorted."""
-        out: list[str] = []
-
-        def walk(group: zarr.Group, prefix: str) -> None:
-            for key, member in group.members():
-                full = f"{prefix}{key}"
-                if isinstance(member, zarr.Group):
-                    walk(member, full + "/")
-                else:
-                    out.append(full)
-
-        with warnings.catch_warnings():  # _progress/ and other non-Zarr folders live beside the arrays
-            warnings.simplefilter("ignore")
-            try:
-                walk(self._root, "")
-            except Exception as exc:  # noqa: BLE001 - some member's zarr.json is damaged: name it
-                broken = array_dirs(self.path)[1] or ["?"]
-                raise StoreDamaged(f"store {self.path}: the metadata (zarr.json) of '{broken[0]}' is damaged "
-                                   f"({type(exc).__name__}: {exc}); `facesynth store check {self.path}` removes "
-                                   "it and clears the progress of its stage, a rerun rewrites it",
-                                   array=broken[0]) from None
-        return sorted(out)
+        """Every array in the store as 'group/name', sorted (walked on disk, each zarr.json read
+        within its limits; none is opened)."""
+        arrays, broken = array_dirs(self.path)
+        if broken:
+            name, why = next(iter(broken.items()))
+            raise StoreDamaged(f"store {self.path}: the metadata (zarr.json) of '{name}' is damaged ({why}); "
+                               f"`facesynth store check {self.path}` removes it and clears the progress of its "
+                               "stage, a rerun rewrites it", array=name)
+        return arrays
 
     def array(self, name: str) -> zarr.Array:
         if name in self._arrays:
@@ -165,6 +163,11 @@ class FrameStore:
         self._check_writable()
         shape = (int(frames), *map(int, frame_shape))
         dtype = np.dtype(dtype)
+        chunk_bytes = self.chunk_frames * int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+        if chunk_bytes > MAX_CHUNK_BYTES or dtype.name not in DATA_TYPES:
+            raise StoreError(f"array '{name}': chunks of {self.chunk_frames} frames of {shape[1:]} {dtype} "
+                             f"({chunk_bytes / 2**30:.1f} GB) are beyond what a store may hold (zarr_limits.py: "
+                             f"{MAX_CHUNK_BYTES / 2**30:.0f} GB a chunk, numeric types); use a smaller chunk_frames")
         if not self.has(name):
             try:
                 arr = self._root.create_array(
@@ -206,35 +209,61 @@ class FrameStore:
         stop = arr.shape[0] if stop is None else stop
         if start < 0 or stop > arr.shape[0] or start > stop:
             raise StoreError(f"'{name}' has {arr.shape[0]} frames; cannot read {start}-{stop}")
+        cf = int(arr.chunks[0])
+        present = None
+        if -(-stop // cf) - start // cf > SPARSE_READ_CHUNKS:  # many chunks: read only those on disk
+            present = [i for i in present_chunks(self.path, name, arr) if start // cf <= i < -(-stop // cf)]
         try:
-            out = np.asarray(arr[start:stop])
+            out = np.asarray(arr[start:stop]) if present is None else self._read_present(arr, start, stop, present)
         except Exception as exc:  # noqa: BLE001 - a codec error: name the chunk that does not decode
             raise undecodable_chunk(self.path, name, arr, start, stop, exc) from None
         if self.checks_chunks and stop > start:
-            self._check_present(name, arr, start, stop)
+            self._check_present(name, arr, start, stop, present)
         out.flags.writeable = False
         return out
 
-    def _check_present(self, name: str, arr: zarr.Array, start: int, stop: int) -> None:
+    @staticmethod
+    def _read_present(arr: zarr.Array, start: int, stop: int, present: list[int]) -> np.ndarray:
+        """Frames [start, stop), reading only the chunks in `present` (runs of them at once); the
+        others hold the fill value, as Zarr would give them. Zarr asks for every chunk of a range,
+        about a millisecond each here, so a declared shape far beyond the data would cost minutes."""
+        out = np.full((stop - start, *arr.shape[1:]), arr.fill_value, dtype=arr.dtype)
+        cf = int(arr.chunks[0])
+        i = 0
+        while i < len(present):
+            j = i
+            while j + 1 < len(present) and present[j + 1] == present[j] + 1:
+                j += 1
+            a, b = max(start, present[i] * cf), min(stop, (present[j] + 1) * cf)
+            out[a - start:b - start] = arr[a:b]
+            i = j + 1
+        return out
+
+    def _check_present(self, name: str, arr: zarr.Array, start: int, stop: int,
+                       present: list[int] | None = None) -> None:
         """Raise StoreDamaged if a chunk of [start, stop) whose frames are flagged ok has no file
-        (Zarr would have returned fill values for it). Costs a stat per chunk; the ok flags are
-        read only for a chunk without a file. Writers write a chunk's `<group>/ok` last, so a
-        reader meeting a chunk another replica is still writing never takes it for damage."""
+        (Zarr would have returned fill values for it). Costs a stat per chunk (a listing, for a read
+        of many); the ok flags are read only for a chunk without a file. Writers write a chunk's
+        `<group>/ok` last, so a reader meeting a chunk another replica is still writing never takes
+        it for damage."""
         group = name.rsplit("/", 1)[0] if "/" in name else ""
         ok_name = f"{group}/ok"
         if not group or name == ok_name:
             return
         cf = int(arr.chunks[0])
-        absent = [i for i in range(start // cf, -(-stop // cf)) if not chunk_file(self.path, name, arr, i).exists()]
+        if present is None:
+            absent = [i for i in range(start // cf, -(-stop // cf))
+                      if not chunk_file(self.path, name, arr, i).exists()]
+        else:
+            have = set(present)
+            absent = [i for i in range(start // cf, -(-stop // cf)) if i not in have]
         if not absent or not self.has(ok_name):
             return
         ok_arr = self.array(ok_name)
         lo, hi = absent[0] * cf, min((absent[-1] + 1) * cf, stop, ok_arr.shape[0])
-        try:
-            ok = np.asarray(ok_arr[lo:hi], bool)
-        except Exception as exc:  # noqa: BLE001
-            raise undecodable_chunk(self.path, ok_name, ok_arr, lo, hi, exc) from None
-        missing = [i for i in missing_chunks(self.path, name, arr, ok, lo) if i in absent]
+        ok = np.asarray(self.read(ok_name, lo, hi), bool)
+        gone = set(absent)
+        missing = [i for i in missing_chunks(self.path, name, arr, ok, lo) if i in gone]
         if missing:
             raise damaged(self.path, name, arr, missing[0],
                           f"is missing though '{ok_name}' flags its frames as written"

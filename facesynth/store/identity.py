@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import zarr
 
 from facesynth.errors import StoreError
+from facesynth.input_files import InputFileError
 from facesynth.store.marker import read_marker
+from facesynth.store.zarr_limits import read_node_metadata
 
 # capture attributes that say where the frames came from (others, like fps, describe them)
 SOURCE_KEYS = ("source", "kind", "path", "file", "recording", "folder", "seed", "serial", "device",
@@ -30,12 +30,12 @@ SOURCE_KEYS = ("source", "kind", "path", "file", "recording", "folder", "seed", 
 
 def _root_attrs(path: Path) -> dict:
     try:
-        meta = json.loads((path / "zarr.json").read_text(encoding="utf-8"))
+        meta = read_node_metadata(path)
     except FileNotFoundError:
         raise StoreError(f"no frame store at {path} (no zarr.json)") from None
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+    except (OSError, InputFileError) as exc:
         raise StoreError(f"store {path}: root zarr.json is damaged ({type(exc).__name__}: {exc})") from None
-    attrs = meta.get("attributes") if isinstance(meta, dict) else None
+    attrs = meta.get("attributes")
     return attrs if isinstance(attrs, dict) else {}
 
 
@@ -50,18 +50,18 @@ def _source(attrs: dict) -> dict:
 
 def _frame_counts(path: Path) -> dict:
     """ok frames per group, and the train/eval split of the captured frames."""
+    from facesynth.store.frame_store import FrameStore
+
     counts: dict[str, Any] = {"ok": {}}
     try:
-        root = zarr.open_group(str(path), mode="r", zarr_format=3)
-        with warnings.catch_warnings():  # the marker and _progress/ are not Zarr nodes
-            warnings.simplefilter("ignore")
-            groups = sorted(k for k, m in root.members(max_depth=0) if isinstance(m, zarr.Group))
-        for g in groups:
-            if f"{g}/ok" in root:
-                ok = np.asarray(root[f"{g}/ok"][:], dtype=bool)
+        store = FrameStore.open(path, mode="r")
+        for name in store.names():
+            if name.endswith("/ok") and name.count("/") == 1:
+                g = name.split("/")[0]
+                ok = np.asarray(store.read(name), dtype=bool)
                 counts["ok"][g] = int(ok.sum())
-                if g == "raw" and "raw/split" in root:
-                    split = np.asarray(root["raw/split"][:])
+                if g == "raw" and store.has("raw/split"):
+                    split = np.asarray(store.read("raw/split"))
                     counts["train"] = int((ok & (split == 0)).sum())
                     counts["eval"] = int((ok & (split == 1)).sum())
     except StoreError:

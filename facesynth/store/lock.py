@@ -15,6 +15,7 @@ import fcntl
 import json
 import os
 import socket
+import stat
 import sys
 import tempfile
 import time
@@ -22,9 +23,11 @@ from pathlib import Path
 from typing import Callable
 
 from facesynth.errors import StoreLockedError
+from facesynth.input_files import KB, InputFileError, check_regular, parse_json, read_bytes
 from facesynth.terminal_text import terminal_safe
 
 LOCK = "facesynth_run.lock"
+MAX_LOCK_BYTES = 64 * KB  # as written: ~150 bytes
 
 
 def _warn_stderr(message: str) -> None:
@@ -60,14 +63,34 @@ def process_start_unix(pid: int) -> float | None:
 
 
 def read_owner(lock_file: Path) -> dict | None:
-    """The lock's owner record; None if the file is gone; {} if it does not parse."""
+    """The lock's owner record; None if the file is gone; {} if it does not parse. A lock that is
+    not a regular file within MAX_LOCK_BYTES (a link to /dev/zero, a FIFO, a huge file: not one a
+    run wrote) is a StoreLockedError naming it: it is neither read nor taken over."""
     try:
-        data = json.loads(lock_file.read_text(encoding="utf-8"))
+        raw = read_bytes(lock_file, MAX_LOCK_BYTES, "lock file")
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, UnicodeDecodeError):
+    except InputFileError as exc:
+        raise StoreLockedError(f"store lock {exc}; facesynth neither reads nor takes over such a lock: if no run "
+                               f"is using the store, delete {lock_file}") from None
+    except OSError:
+        return {}
+    try:
+        data = parse_json(raw, lock_file, what="lock file")
+    except InputFileError:  # not JSON, not UTF-8, nested: damage, as a torn write would be
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def open_guard(path: Path):
+    """A guard file of the store (for flock), created if absent; opened without blocking and refused
+    (InputFileError) unless it is a regular file: a FIFO put in its place must not hang a run."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0), 0o644)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        check_regular(path, what="lock guard file")  # raises, naming what it is
+        raise InputFileError(path, "the lock guard file is not a regular file; refused")
+    return os.fdopen(fd, "r+b")
 
 
 def describe_owner(owner: dict) -> str:
@@ -115,6 +138,9 @@ class StoreLock:
                 except FileExistsError:
                     pass
                 owner = read_owner(self.file)
+                if owner is None and self.file.is_symlink():
+                    raise StoreLockedError(f"store lock {self.file} is a link to nothing, which no run writes; "
+                                           f"if no run is using the store, delete it")
                 if owner is None:
                     continue  # released meanwhile: try again
                 if not self._stale(owner):
@@ -131,7 +157,7 @@ class StoreLock:
 
     def _take_over(self, owner: dict) -> None:
         """Remove a stale lock, unless another run replaced it meanwhile (checked under a guard)."""
-        with open(self.store / ".lock.guard", "a") as guard:
+        with open_guard(self.store / ".lock.guard") as guard:
             fcntl.flock(guard, fcntl.LOCK_EX)
             if read_owner(self.file) == owner:
                 self.file.unlink(missing_ok=True)
@@ -144,7 +170,10 @@ class StoreLock:
             return
         self.held = False
         atexit.unregister(self.release)
-        owner = read_owner(self.file)
+        try:
+            owner = read_owner(self.file)
+        except StoreLockedError:  # replaced meanwhile by something no run writes: not ours to remove
+            return
         if owner and owner.get("run_id") == self.run_id and owner.get("pid") == os.getpid():
             self.file.unlink(missing_ok=True)
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from facesynth.errors import StoreError
 from facesynth.input_files import name_too_long, os_error_text
 from facesynth.store.lock import LOCK
-from facesynth.store.marker import MARKER, is_facesynth_store
+from facesynth.store.marker import MARKER, is_facesynth_store, marker_problem
 
 LOCK_FILES = {LOCK, ".lock.guard"}
 
@@ -51,13 +52,37 @@ def _path_problem(p: Path) -> str | None:
             if parent != p and not parent.is_dir():
                 return f"store path {p}: {parent} is a file, not a directory"
             break
+    runs = Path(f"{p}.runs")
+    if (runs.exists() or runs.is_symlink()) and not runs.is_dir():
+        return (f"store path {p}: {runs}, where its run logs go, is a file, not a directory; "
+                "move it away (facesynth does not delete it)")
     if not p.exists():
         return None if not p.is_symlink() else f"store path {p} is a dangling symlink"
     if not p.is_dir():
         return f"store path {p} is an existing file, not a store directory"
     if is_facesynth_store(p) or only_lock_files(p) or being_created(p):
         return None
-    if (p / MARKER).exists():
-        return f"store path {p} has a damaged store marker {MARKER}; facesynth will not write there"
+    if (p / MARKER).exists() or (p / MARKER).is_symlink():
+        try:
+            why = marker_problem(p) or "its store marker does not match its Zarr root"
+        except StoreError as exc:
+            why = str(exc)
+        return f"store path {p} is not a facesynth store: {why}; facesynth will not write there"
     return (f"store path {p} is an existing directory that is not a facesynth store (it has no {MARKER}); "
             "facesynth writes only into a new directory or a store it made")
+
+
+def link_on_path(store: str | os.PathLike, path: str | os.PathLike) -> Path | None:
+    """The first symbolic link on the way from `store` (excluded) to `path` (included), or None.
+    facesynth writes no links in a store: what it edits or removes through one would be outside it."""
+    store, path = Path(store), Path(path)
+    try:
+        rel = path.relative_to(store)
+    except ValueError:
+        return path
+    here = store
+    for part in rel.parts:
+        here = here / part
+        if here.is_symlink():
+            return here
+    return None

@@ -16,7 +16,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from facesynth.errors import StoreDamaged
+from facesynth.input_files import MB, InputFileError, read_bytes
+from facesynth.store.paths import link_on_path
 from facesynth.terminal_text import echo
+
+MAX_PROGRESS_BYTES = 64 * MB  # ~120 bytes a finished chunk: 500,000 chunks
 
 
 @dataclass
@@ -50,10 +55,18 @@ class Progress:
     def scan(self, node_id: str) -> ProgressScan:
         f = self._file(node_id)
         out = ProgressScan()
-        try:
-            data = f.read_bytes()
+        link = link_on_path(self.dir.parent, f)
+        if link is not None:  # runs append to this file: never through a link, to somewhere else
+            raise StoreDamaged(f"{f}: the progress file is reached through the link {link} (facesynth writes no "
+                               f"links in a store); refused; `facesynth store check {self.dir.parent}` reports it",
+                               array=f"_progress/{f.name}")
+        try:  # a link to /dev/zero, a FIFO or a 20 GB file is refused by its metadata, never read
+            data = read_bytes(f, MAX_PROGRESS_BYTES, "progress file")
         except FileNotFoundError:
             return out
+        except InputFileError as exc:
+            raise StoreDamaged(f"{exc}; `facesynth store check {self.dir.parent}` reports it; move it away "
+                               "(its node's work is then redone)", array=f"_progress/{f.name}") from None
         lines = data.split(b"\n")
         if lines and lines[-1] == b"":
             lines.pop()  # the file ends with a newline: no fragment after it
@@ -101,7 +114,8 @@ class Progress:
         scan = self.scan(node_id)
         keep = [r for r in scan.records if str(r["key"]) not in drop_keys]
         tmp = f.with_suffix(".jsonl.tmp")
-        with open(tmp, "wb") as fh:
+        tmp.unlink(missing_ok=True)  # whatever is there (a FIFO would block an open for writing)
+        with open(tmp, "xb") as fh:
             fh.write(b"".join(json.dumps(r, separators=(",", ":")).encode() + b"\n" for r in keep))
             fh.flush()
             os.fsync(fh.fileno())

@@ -116,7 +116,7 @@ async def test_folder_depth_at_half_resolution_from_a_camera_json(tmp_path):
 
 
 def test_folder_geometry_rules():
-    from facesynth.capture.folder.nodes import Intrinsics
+    from facesynth.capture.source import Intrinsics
     from facesynth.capture.folder.registration import folder_geometry
 
     # same aspect, nothing known: the colour's (nominal) intrinsics scaled to the depth: x -> x // 2

@@ -99,3 +99,22 @@ class Chromium:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def wait_for(fn, timeout_s: float, what: str):
+    """fn()'s first truthy value, polled every 0.25 s; AssertionError naming `what` after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def stop(browser: Chromium | None, graph: subprocess.Popen) -> None:
+    """Close the browser (when it was started) and stop the graph process it was looking at."""
+    if browser is not None:
+        browser.close()
+    graph.terminate()
+    graph.wait(30)

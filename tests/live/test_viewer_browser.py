@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from cdp_browser import Chromium, find_chromium
+from cdp_browser import Chromium, find_chromium, stop, wait_for
 from live_helpers import SIZE, expected_rgbd, export_tiny_model, free_port
 
 from facesynth.face import testdata_ibug
@@ -29,16 +29,6 @@ pytestmark = pytest.mark.skipif(find_chromium() is None,
 def lenna70() -> np.ndarray:
     face = next(f for f in testdata_ibug.load_all() if f.name == "lenna")
     return frame_to_network_px(np.concatenate([face.points, face.pupils]), SIZE)
-
-
-def wait_for(fn, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_demo_graph_in_headless_chromium(tmp_path, capsys):
@@ -83,10 +73,7 @@ def test_demo_graph_in_headless_chromium(tmp_path, capsys):
         assert after > before, "the page's frame counter does not grow"
         stats = browser.js("JSON.stringify(window.viewerStats)")
     finally:
-        if browser is not None:
-            browser.close()
-        graph.terminate()
-        graph.wait(30)
+        stop(browser, graph)
     (tmp_path / "viewer.png").write_bytes(png)  # kept in pytest's tmp dir for a look
     shot = cv2.cvtColor(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     assert shot.shape[:2] == (VIEW, VIEW)

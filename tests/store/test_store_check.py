@@ -104,7 +104,10 @@ def test_damaged_array_metadata_is_named_and_repaired_by_the_rerun(tmp_path, cap
     np.testing.assert_array_equal(np.asarray(zarr.open_group(str(store), mode="r")["blur/frames"][:]), want)
 
 
-def test_a_damaged_marker_is_reported_and_rewritten_with_a_new_id(tmp_path, capsys):
+def test_a_damaged_marker_is_rewritten_with_the_id_the_zarr_root_holds(tmp_path, capsys):
+    """The id is in the marker and in the root's attributes: a damaged marker is restored with it, so
+    the store keeps its identity; a store whose root holds no id (made before ids were copied there)
+    gets a new one, in both places."""
     store = tmp_path / "store.zarr"
     graph = bench_graph(tmp_path, store)
     assert _run(["graph", "run", graph, "--local", "--quiet"], capsys) == 0
@@ -114,8 +117,19 @@ def test_a_damaged_marker_is_reported_and_rewritten_with_a_new_id(tmp_path, caps
     capsys.readouterr()
     rc, report = _check(store, capsys)
     assert rc == 1 and [p["kind"] for p in report["problems"]] == ["corrupt_marker"]
+    assert json.loads((store / "facesynth_store.json").read_text())["store_id"] == old_id
+    assert _run(["graph", "run", graph, "--local", "--quiet"], capsys) == 0
+    assert _check(store, capsys)[0] == 0
+
+    root = json.loads((store / "zarr.json").read_text())
+    del root["attributes"]["store_id"]
+    (store / "zarr.json").write_text(json.dumps(root))
+    (store / "facesynth_store.json").write_text("{torn")
+    rc, report = _check(store, capsys)
+    assert rc == 1 and [p["kind"] for p in report["problems"]] == ["corrupt_marker"]
     new_id = json.loads((store / "facesynth_store.json").read_text())["store_id"]
     assert new_id != old_id
+    assert json.loads((store / "zarr.json").read_text())["attributes"]["store_id"] == new_id
     assert _run(["graph", "run", graph, "--local", "--quiet"], capsys) == 0
     assert _check(store, capsys)[0] == 0
 

@@ -46,10 +46,13 @@ def test_restart_empties_a_store_and_keeps_what_is_beside_it(tmp_path, capsys):
     (store / "blur" / "leftover").write_text("x")
     beside = tmp_path / "notes.txt"
     beside.write_text("keep me")
+    (store / "my notes.txt").write_text("mine")
     logs_before = set((tmp_path / "store.zarr.runs").iterdir())
     assert main(["graph", "run", graph, "--local", "--quiet", "--restart"]) == 0
-    capsys.readouterr()
-    assert not (store / "blur" / "leftover").exists()  # the store was started over
+    err = capsys.readouterr().err
+    # only what facesynth wrote was removed; the user's own files are kept, and named
+    assert (store / "blur" / "leftover").read_text() == "x" and (store / "my notes.txt").read_text() == "mine"
+    assert "kept 2 other file(s)" in err and str(store / "blur" / "leftover") in err and "my notes.txt" in err
     assert json.loads((store / "facesynth_store.json").read_text())["store_id"] != old_id  # a new store
     assert beside.read_text() == "keep me"
     assert logs_before < set((tmp_path / "store.zarr.runs").iterdir())  # old run logs kept, a new one added

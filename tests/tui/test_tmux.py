@@ -25,9 +25,10 @@ pytestmark = [pytest.mark.slow,
 ROW = re.compile(r"│ (\S+)\s+(waiting|running|finishing|done|failed)\s+(\d+)\s+(\d+)(?:/~?(\d+))?")
 
 
-def capture(tmp_path: Path, graph: str, *args: str, max_s: int = 300) -> tuple[list[str], str, str]:
+def capture(tmp_path: Path, graph: str, *args: str, max_s: int = 300, cols: int = 100, rows: int = 30,
+            mode: str = "--tui") -> tuple[list[str], str, str]:
     out = tmp_path / "cap"
-    env = {**os.environ, "COLS": "100", "ROWS": "30", "INTERVAL": "0.4", "MAX_S": str(max_s)}
+    env = {**os.environ, "COLS": str(cols), "ROWS": str(rows), "INTERVAL": "0.4", "MAX_S": str(max_s), "MODE": mode}
     subprocess.run([str(SCRIPT), str(out), graph, *args], cwd=REPO, env=env, check=True, timeout=max_s + 60)
     panes = [p.read_text() for p in sorted(out.glob("pane_*.txt"))]
     return panes, (out / "final.txt").read_text(), (out / "exit").read_text().strip()
@@ -53,7 +54,7 @@ def check_progress_and_finish(panes: list[str], final: str, code: str, nodes: se
     for nid in last:
         seq = [rows[nid][1] for rows in shown if nid in rows]
         assert seq == sorted(seq) and seq[-1] > 0, (nid, seq)
-    assert '"status": "ok"' in final
+    assert "run ok in" in final
 
 
 def test_passthrough_graph_in_tmux(tmp_path):
@@ -91,3 +92,30 @@ def test_capture_to_model_in_tmux(tmp_path):
                                  "--set", f"store.path={tmp_path}/ctm.zarr", *extra, max_s=540)
     check_progress_and_finish(panes, final, code)
     assert any("epoch 2/2" in p for p in panes), "the training panel never showed"
+
+
+BAR = re.compile(r"^(\S+)\s+[━╸╺]+\s+(.*)$", re.M)
+
+
+@pytest.mark.ray
+def test_main_job_console_in_tmux(tmp_path):
+    """The README's main job, as typed (no --tui), in a 120x40 terminal: bars for the stages and for
+    training while it runs, one line per epoch, and at the end the summary."""
+    graph = REPO / "graphs" / "capture_to_model.yaml"
+    panes, final, code = capture(tmp_path, "graphs/capture_to_model.yaml", "--restart",
+                                 "--set", f"store.path={tmp_path}/ctm.zarr", *shrink(graph),
+                                 max_s=300, cols=120, rows=40, mode="")
+    assert code == "EXIT=0", final
+    bars = [dict((m.group(1), m.group(2)) for m in BAR.finditer(p)) for p in panes]
+    stages = {"camera", "landmarks", "crop", "fill"}
+    assert any(stages <= set(b) for b in bars), "no pane shows a bar for every stage:\n" + "\n".join(panes[-3:])
+    assert any(re.match(r"\d+/\d+ [\d.]+/s ~[\dms. ]+ left", b.get(n, "")) for b in bars for n in stages), \
+        "no stage bar shows items/total, a rate and the time left"
+    assert any(re.match(r"step \d+/\d+ ~[\dms. ]+ left", b.get("training", "")) for b in bars), \
+        "no training bar with step/steps and the time left"
+    epochs = re.findall(r"^epoch (\d)/2  depth [\d.]+ mm  face SSIM [\d.]+ +mean image [\d.]+ / [\d.]+", final, re.M)
+    assert epochs == ["1", "2"], final  # one line per epoch, in the scrollback above the summary
+    for text in ("run ok in", "held-out metrics of the export", "depth MAE", "mean image", "warnings: 0", "next:",
+                 "graphs/live_demo.yaml", "graphs/live_inference.yaml"):
+        assert text in final, (text, final)
+    assert not any(x in p for p in panes + [final] for x in ("{'", "np.", "Traceback"))

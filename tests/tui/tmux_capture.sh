@@ -6,20 +6,20 @@
 #   e.g. tests/tui/tmux_capture.sh /tmp/cap graphs/capture_to_model.yaml --restart
 #
 # OUTDIR gets pane_NNN.txt (one per capture), final.txt (the pane after the command ended,
-# with the JSON summary) and exit (EXIT=<code>). Env: COLS (100), ROWS (30), INTERVAL (0.5),
-# MAX_S (600). Needs tmux (apt-get install -y tmux).
+# with the run's summary) and exit (EXIT=<code>). Env: COLS (100), ROWS (30), INTERVAL (0.5),
+# MAX_S (600), MODE (--tui; empty: the plain console, progress bars). Needs tmux (apt-get install -y tmux).
 set -euo pipefail
 if [ $# -lt 2 ]; then sed -n '2,11p' "$0"; exit 2; fi
 out=$1; graph=$2; shift 2
 command -v tmux >/dev/null || { echo "tmux is not installed: apt-get install -y tmux" >&2; exit 3; }
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-cols=${COLS:-100}; rows=${ROWS:-30}; interval=${INTERVAL:-0.5}; max_s=${MAX_S:-600}
+cols=${COLS:-100}; rows=${ROWS:-30}; interval=${INTERVAL:-0.5}; max_s=${MAX_S:-600}; mode=${MODE---tui}
 session="facesynth-tui-$$"
 mkdir -p "$out"
 rm -f "$out"/pane_*.txt "$out/exit" "$out/final.txt"
 args=$(printf '%q ' "$@")
 tmux new-session -d -s "$session" -x "$cols" -y "$rows" \
-  "cd $(printf '%q' "$repo") && TERM=xterm-256color .venv/bin/facesynth graph run $(printf '%q' "$graph") --tui $args; echo EXIT=\$? > $(printf '%q' "$out")/exit; sleep 3600"
+  "cd $(printf '%q' "$repo") && TERM=xterm-256color .venv/bin/facesynth graph run $(printf '%q' "$graph") $mode $args; echo EXIT=\$? > $(printf '%q' "$out")/exit; sleep 3600"
 trap 'tmux kill-session -t "$session" 2>/dev/null || true' EXIT
 start=$(date +%s); i=0
 while [ ! -f "$out/exit" ]; do

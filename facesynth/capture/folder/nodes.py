@@ -11,19 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from facesynth.capture.source import CaptureParams, CaptureSource, Frame, SourcePlan
+from facesynth.capture.source import CaptureParams, CaptureSource, Frame, Intrinsics, SourcePlan
 from facesynth.errors import InputDataError
 from facesynth.nodes.registry import register
-
-
-class Intrinsics(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    fx: float = Field(..., gt=0)
-    fy: float = Field(..., gt=0)
-    cx: float
-    cy: float
 
 
 class FolderParams(CaptureParams):
