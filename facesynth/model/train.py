@@ -29,7 +29,7 @@ from typing import Callable
 import torch
 
 from facesynth.errors import MissingDependencyError
-from facesynth.model.augment import colour_jitter, random_affine, random_shift
+from facesynth.model.augment import augment_pair, colour_jitter
 from facesynth.model.checkpoint import Checkpoints, check_compatible
 from facesynth.model.dataset import PairData
 from facesynth.model.discriminator import MultiscaleDiscriminator
@@ -78,7 +78,7 @@ class TrainConfig:
     ema: float = 0.0              # decay of the generator weight average; 0 = off (the original)
     warmup_steps: int = 0         # steps of L1 + LPIPS only (no D, no GAN / feature matching)
     depth_weight: float = 1.0     # weight of the depth channel's L1 next to each colour channel
-    augment_px: int = 0           # random shift of drawing and target by up to this many pixels
+    augment_px: int = 0           # random shift of drawing and target by up to this many pixels, per sample
     augment_scale: float = 0.0    # random zoom of drawing and target by 1 +- this, per sample
     augment_rotate_deg: float = 0.0  # random rotation of both by up to this many degrees, per sample
     augment_jitter: float = 0.0   # random brightness/contrast of the target's colour by up to this
@@ -210,10 +210,8 @@ class Trainer:
         """One pix2pixHD update of G then D on a batch (input, target RGBD, eye/mouth map or
         None); during the warm-up only G, on L1 + LPIPS."""
         cfg = self.cfg
-        if cfg.augment_scale > 0 or cfg.augment_rotate_deg > 0:
-            x, y, detail = random_affine([x, y, detail], cfg.augment_scale, cfg.augment_rotate_deg, [-1.0, -1.0, 0.0])
-        if cfg.augment_px > 0:
-            x, y = random_shift(x, y, cfg.augment_px)  # (the map, when there is one, unshifted: at most px off)
+        if cfg.augment_px > 0 or cfg.augment_scale > 0 or cfg.augment_rotate_deg > 0:
+            x, y, detail = augment_pair(x, y, detail, cfg.augment_px, cfg.augment_scale, cfg.augment_rotate_deg)
         if cfg.augment_jitter > 0:
             y = colour_jitter(y, cfg.augment_jitter)
         detail = detail if cfg.detail_weight > 0 else None

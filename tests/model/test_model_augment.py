@@ -7,29 +7,31 @@ import numpy as np
 import pytest
 import torch
 
-from facesynth.model.augment import affine, colour_jitter, detail_mask, random_affine
+from facesynth.model.augment import affine, augment_pair, colour_jitter, detail_mask
 from facesynth.model.losses import weighted_l1
 from facesynth.model.toy_data import toy_frame
 
 
 def test_a_quarter_turn_is_numpys_rotation_and_identity_changes_nothing():
     img = torch.arange(64.0).view(1, 1, 8, 8)
-    turned, same = affine([img, img], torch.ones(1), torch.tensor([90.0]), [-1.0, -1.0])
+    turned, same = affine([img, img], torch.ones(1), torch.tensor([90.0]), torch.zeros(1, 2), [-1.0, -1.0])
     assert np.array_equal(turned[0, 0].numpy(), np.rot90(img[0, 0].numpy(), 1))  # counter-clockwise
-    still, none = affine([img, None], torch.ones(1), torch.zeros(1), [-1.0, 0.0])
+    still, none = affine([img, None], torch.ones(1), torch.zeros(1), torch.zeros(1, 2), [-1.0, 0.0])
     assert torch.equal(still, img) and none is None
 
 
 def test_drawing_target_and_map_move_together_and_the_border_is_background():
     torch.manual_seed(0)
     base = torch.rand(3, 1, 16, 16) * 2 - 1
-    x, y, d = random_affine([base, base.expand(3, 4, 16, 16), (base > 0).float()], 0.1, 30.0,
-                            [-1.0, -1.0, 0.0])
-    assert all(torch.equal(y[:, c:c + 1], x) for c in range(4))
+    target = torch.cat([base.expand(3, 3, 16, 16), base], 1)
+    x, y, d = augment_pair(base, target, (base > 0).float(), 3, 0.1, 30.0)
+    assert torch.equal(y[:, 3:], x)  # depth and drawing: nearest, alike
     moved = x != -1.0
     assert torch.equal(d.bool(), (x > 0) & moved)  # the map went where the pixels went; 0 outside
     assert bool((x[:, :, 0, 0] == -1.0).any())  # a 30 degree turn leaves corners without a source
     assert set(x[moved].tolist()) <= set(base.flatten().tolist())  # nearest: no blended values
+    assert bool((y[:, :3][~moved.expand(-1, 3, -1, -1)] == -1.0).all())  # colour: background where depth is
+    assert bool((y[:, :3] >= -1.0).all() and (y[:, :3] <= 1.0).all())
 
 
 def test_colour_jitter_changes_face_colour_only():
