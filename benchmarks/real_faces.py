@@ -119,12 +119,15 @@ def tail_split(store: Path, share: float) -> dict:
     return {"train": int((ok & (split == 0)).sum()), "eval": int((ok & (split == 1)).sum())}
 
 
-def train_and_eval(work: Path, store: Path, camera: dict, name: str, params: dict, lpips) -> dict:
+def train_and_eval(work: Path, store: Path, camera: dict, name: str, params: dict, lpips, tag: str = "") -> dict:
     """One recipe on one store through the product graph, then `model eval` on its export."""
     from facesynth.model.evaluate_exported import evaluate_exported
 
-    model_dir = work / f"{store.stem}.{name}.model"
-    graph = work / f"{store.stem}.{name}.yaml"
+    model_dir = work / f"{store.stem}.{name}{tag}.model"
+    graph = work / f"{store.stem}.{name}{tag}.yaml"
+    done = work / f"{store.stem}.{name}{tag}.result.json"
+    if done.exists() and json.loads(done.read_text()).get("params") == params:
+        return json.loads(done.read_text())  # this recipe already ran on this store in --work
     graph.write_text(graph_text(store, camera, {**params, "out_dir": str(model_dir), "onnx": False}))
     t = time.perf_counter()
     res, records = run(graph)
@@ -133,15 +136,17 @@ def train_and_eval(work: Path, store: Path, camera: dict, name: str, params: dic
     export = Path(res.sink["train"][0]["dir"])
     ev = evaluate_exported(export, store, lpips=lpips is not None)
     train_s = sum(e.get("epoch_s", 0.0) for e in evals)
-    return {"params": params, "steps": evals[-1]["step"] if evals else 0, "train_s": round(train_s, 1),
-            "eval_and_bookkeeping_s": round(sum(e.get("eval_s", 0.0) for e in evals), 1),
-            "run_wall_s": round(wall, 1), "threads": start.get("threads"),
-            "train_frames": start.get("train_frames"), "eval_frames": start.get("eval_frames"),
-            "eval": ev["model_metrics"], "baseline": ev["baseline"], "beats_baseline": ev["beats_baseline"],
-            "curve": [{"step": e["step"], **{k: e["eval"].get(k) for k in ("depth_mae_mm", "face_ssim", "face_lpips",
-                                                                             "face_psnr", "depth_roughness_ratio")}}
-                      for e in evals],
-            "export": str(export)}
+    result = {"params": params, "steps": evals[-1]["step"] if evals else 0, "train_s": round(train_s, 1),
+              "eval_and_bookkeeping_s": round(sum(e.get("eval_s", 0.0) for e in evals), 1),
+              "run_wall_s": round(wall, 1), "threads": start.get("threads"),
+              "train_frames": start.get("train_frames"), "eval_frames": start.get("eval_frames"),
+              "eval": ev["model_metrics"], "baseline": ev["baseline"], "beats_baseline": ev["beats_baseline"],
+              "curve": [{"step": e["step"], **{k: e["eval"].get(k) for k in ("depth_mae_mm", "face_ssim", "face_lpips",
+                                                                               "face_psnr", "depth_roughness_ratio")}}
+                        for e in evals],
+              "export": str(export)}
+    done.write_text(json.dumps(result, default=float))
+    return result
 
 
 def better_on_every_face_metric(a: dict, b: dict) -> dict:
@@ -159,9 +164,13 @@ def main(argv=None) -> dict:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--frames", type=int, default=0, help="capture only this many train frames (small runs)")
     ap.add_argument("--recipes", nargs="+", default=["default", "original"], choices=["default", "original"])
+    ap.add_argument("--set", dest="sets_", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a model.pix2pix param of the default recipe (YAML value); repeatable")
+    ap.add_argument("--tag", default="", help="suffix of the model directories (runs side by side in one --work)")
     ap.add_argument("--no-lpips", action="store_true")
     ap.add_argument("--samples", type=int, default=2)
-    ap.add_argument("--work", type=Path, help="keep stores and models here (default: a temporary folder)")
+    ap.add_argument("--work", type=Path, help="keep stores, models and each recipe's result here (a recipe that already "
+                    "ran there with the same params is not trained again; default: a temporary folder)")
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "facesynth_real_faces")
     args = ap.parse_args(argv)
     default = default_recipe()
@@ -169,7 +178,9 @@ def main(argv=None) -> dict:
     budget = {"steps": args.steps - decay, "decay_steps": decay, "eval_every_steps": max(1, args.steps // args.evals),
               "eval_every_s": 0, "checkpoint_every_s": 10 ** 6, "threads": args.threads,
               **({"lpips": False} if args.no_lpips else {})}
-    recipes = {"default": {**default, **budget}, "original": {**original_recipe(default), **budget}}
+    import yaml
+    overrides = {k: yaml.safe_load(v) for k, _, v in (s.partition("=") for s in args.sets_)}
+    recipes = {"default": {**default, **overrides, **budget}, "original": {**original_recipe(default), **budget}}
     lpips = None
     if not args.no_lpips:
         from facesynth.model.lpips import LPIPS
@@ -202,7 +213,8 @@ def main(argv=None) -> dict:
                 source = FrameStore.open(str(st), mode="r").attrs.get("depth_source")
                 entry["depth_source"] = source
                 entry["depth_figures"] = depth_source_words(source)
-                entry["recipes"] = {r: train_and_eval(work, st, camera, r, recipes[r], lpips) for r in args.recipes}
+                entry["recipes"] = {r: train_and_eval(work, st, camera, r, recipes[r], lpips, args.tag)
+                                   for r in args.recipes}
                 if {"default", "original"} <= set(entry["recipes"]):
                     entry["default_better_than_original"] = better_on_every_face_metric(
                         entry["recipes"]["default"], entry["recipes"]["original"])

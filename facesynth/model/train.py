@@ -82,6 +82,7 @@ class TrainConfig:
     augment_scale: float = 0.0    # random zoom of drawing and target by 1 +- this, per sample
     augment_rotate_deg: float = 0.0  # random rotation of both by up to this many degrees, per sample
     augment_jitter: float = 0.0   # random brightness/contrast of the target's colour by up to this
+    augment_until: float = 1.0    # share of the run's steps that are augmented (then the pairs as captured)
     detail_weight: float = 0.0    # extra L1 weight on the eyes and mouth (x (1 + this) there)
     ssim_weight: float = 0.0      # weight of a (1 - face SSIM) colour loss next to L1; 0 = off
     lpips_face: bool = False      # LPIPS loss on the faces' box with equal background, not the crop
@@ -139,6 +140,7 @@ class Trainer:
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=betas)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=betas)
         self.epoch, self.step, self.epoch_step = 0, 0, 0  # completed epochs, global step, step in epoch
+        self._total_steps = 1 << 62  # the plan's last step, set by fit(); train_step alone: augmented throughout
         self.history: list[dict] = []
         self._baseline: dict | None = None
         self._last_checkpoint: Path | None = None  # named in train.epoch events
@@ -210,9 +212,10 @@ class Trainer:
         """One pix2pixHD update of G then D on a batch (input, target RGBD, eye/mouth map or
         None); during the warm-up only G, on L1 + LPIPS."""
         cfg = self.cfg
-        if cfg.augment_px > 0 or cfg.augment_scale > 0 or cfg.augment_rotate_deg > 0:
+        augment = self.step < cfg.augment_until * self._total_steps
+        if augment and (cfg.augment_px > 0 or cfg.augment_scale > 0 or cfg.augment_rotate_deg > 0):
             x, y, detail = augment_pair(x, y, detail, cfg.augment_px, cfg.augment_scale, cfg.augment_rotate_deg)
-        if cfg.augment_jitter > 0:
+        if augment and cfg.augment_jitter > 0:
             y = colour_jitter(y, cfg.augment_jitter)
         detail = detail if cfg.detail_weight > 0 else None
         if self.cl:
@@ -293,6 +296,7 @@ class Trainer:
         eval_data = eval_data.to(self.device) if eval_data is not None and len(eval_data) else None
         deadline = time.monotonic() + cfg.max_minutes * 60 if cfg.max_minutes else None
         pl = self.plan(len(train))
+        self._total_steps = pl.total_steps
         cadence = Cadence(cfg.eval_every_steps, cfg.eval_every_s, cfg.checkpoint_every_s)
         last = self.history[-1] if self.history else {}
         result: dict = {"eval": last.get("eval", {}), "baseline": last.get("baseline", {})}

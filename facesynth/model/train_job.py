@@ -52,6 +52,7 @@ class Pix2PixParams(Params):
     augment_scale: float | None = Field(None, ge=0, le=0.5, description="random zoom of drawing and target, 1 +- this")
     augment_rotate_deg: float | None = Field(None, ge=0, le=45, description="random rotation of drawing and target")
     augment_jitter: float | None = Field(None, ge=0, le=1, description="random brightness/contrast of the target's colour")
+    augment_until: float | None = Field(None, ge=0, le=1, description="share of the steps augmented (then the pairs as captured)")
     detail_weight: float | None = Field(None, ge=0, description="extra L1 weight on the eyes and mouth")
     ssim_weight: float | None = Field(None, ge=0, description="weight of a (1 - face SSIM) colour loss; 0 = off")
     beta1: float | None = Field(None, ge=0, lt=1, description="Adam's beta1 (0.5, the GAN setting, in both recipes)")
@@ -108,7 +109,9 @@ def train_from_store(store_path: str, params: Pix2PixParams, frames: np.ndarray 
     identity = store_identity(store_path)  # recorded in checkpoints and the export; resumes compare it
     train = load_pairs(store, TRAIN, params.size, frames)
     eval_data = load_pairs(store, EVAL, params.size, frames)
-    from facesynth.model.recipes import RECIPE_KEYS, recipe_config
+    from facesynth.model.recipes import RECIPE_KEYS, recipe_config, small_set_settings
+    chosen = {k: getattr(params, k) for k in RECIPE_KEYS}
+    small_set = small_set_settings(params.recipe, len(train), chosen)
     cfg = recipe_config(params.recipe, size=params.size, ngf=params.ngf, ndf=params.ndf, epochs=params.epochs,
                         decay_epochs=params.decay_epochs, steps=params.steps, decay_steps=params.decay_steps,
                         eval_every_steps=params.eval_every_steps, eval_every_s=params.eval_every_s,
@@ -116,7 +119,7 @@ def train_from_store(store_path: str, params: Pix2PixParams, frames: np.ndarray 
                         lambda_l1=params.lambda_l1, lambda_feat=params.lambda_feat,
                         lambda_lpips=params.lambda_lpips, lpips=params.lpips, lpips_net=params.lpips_net,
                         device=params.device, amp=params.amp, seed=params.seed, max_minutes=params.max_minutes,
-                        **{k: getattr(params, k) for k in RECIPE_KEYS})
+                        **{**chosen, **small_set})
     trainer = Trainer(cfg, out, callback=lambda name, data: report(name, **data))
     trainer.meta = {**export_meta(train.norm), "store_identity": identity}
     if store.attrs.get("depth_source"):  # "face_mesh": the depth figures are against estimated depth
@@ -132,7 +135,8 @@ def train_from_store(store_path: str, params: Pix2PixParams, frames: np.ndarray 
     report("train.start", resumed=resumed, epoch=trainer.epoch, epochs=planned.total_epochs,
            step=trainer.step, steps=planned.total_steps,
            train_frames=len(train), eval_frames=len(eval_data), device=str(trainer.device),
-           amp=trainer.amp, channels_last=trainer.cl, threads=torch.get_num_threads(), model_dir=str(out))
+           amp=trainer.amp, channels_last=trainer.cl, threads=torch.get_num_threads(), model_dir=str(out),
+           **({"small_set_augment": small_set} if small_set else {}))
     result = trainer.fit(train, eval_data if len(eval_data) else None,
                          should_stop=stop.is_set if stop is not None else None)
     result["resumed"] = resumed

@@ -165,3 +165,19 @@ def test_ssim_and_face_lpips_terms_train_with_the_generator(tmp_path):
         last = tr.train_step(x, y)
     assert {"g_l1", "g_ssim", "g_lpips"} <= set(first)
     assert last["g_ssim"] < first["g_ssim"] and 0 < first["g_ssim"] <= 20.0 * 2
+
+
+def test_small_sets_get_augmentation_unless_the_graph_chooses():
+    """28 frames (the TrueDepth sequence's training set) are augmented under the default recipe;
+    the main job's 240 are not, nor is `recipe: original`, nor a graph that set augment_* itself."""
+    from facesynth.model.recipes import recipe_config, small_set_settings
+    from facesynth.runtime.console_text import train_start_line
+
+    small = small_set_settings("facesynth", 28, {})
+    cfg = recipe_config("facesynth", **small)
+    assert cfg.augment_scale > 0 and cfg.augment_rotate_deg > 0 and cfg.augment_px > 0
+    assert small_set_settings("facesynth", 240, {}) == {}
+    assert small_set_settings("original", 28, {}) == {}
+    assert small_set_settings("facesynth", 28, {"augment_px": 0}) == {}
+    line = train_start_line({"train_frames": 28, "eval_frames": 6, "epochs": 9, "small_set_augment": small})
+    assert line.startswith("training on 28 frames (6 held out), 9 epochs; a small set: augmented (zoom +-"), line
