@@ -27,10 +27,12 @@ RECIPES: dict[str, dict] = {
 }
 # A real capture may be a few dozen frames (the TrueDepth sequence: 28 to train on): the net sees
 # each pose hundreds of times and learns those poses, not the face. Below this many training
-# frames the facesynth recipe moves drawing and target alike (model/augment.py) unless the graph
-# sets an augment_* option; measured on real faces by benchmarks/real_faces.py (docs/model.md).
+# frames the facesynth recipe moves drawing and target alike (model/augment.py) for the first half
+# of the steps, then trains on the pairs as captured (the resampled targets are a little soft),
+# unless the graph sets an augment_* option; measured on real faces by benchmarks/real_faces.py
+# (docs/model.md "Real faces").
 SMALL_SET_FRAMES = 200
-SMALL_SET_AUGMENT = {"augment_scale": 0.05, "augment_rotate_deg": 5.0, "augment_px": 3}
+SMALL_SET_AUGMENT = {"augment_scale": 0.05, "augment_rotate_deg": 5.0, "augment_px": 3, "augment_until": 0.5}
 RECIPE_NAMES = tuple(RECIPES)
 DEFAULT_RECIPE = "facesynth"
 
@@ -52,6 +54,7 @@ def small_set_settings(recipe: str, n_train: int, given: dict) -> dict:
     recipe is `original`, or the user set any augment_* option in `given`)."""
     if recipe != "facesynth" or n_train >= SMALL_SET_FRAMES:
         return {}
-    if any(given.get(k) is not None for k in ("augment_px", "augment_scale", "augment_rotate_deg", "augment_jitter")):
+    if any(given.get(k) is not None for k in ("augment_px", "augment_scale", "augment_rotate_deg", "augment_jitter",
+                                              "augment_until")):
         return {}
     return dict(SMALL_SET_AUGMENT)

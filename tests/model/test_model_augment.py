@@ -65,3 +65,31 @@ def test_detail_weight_in_l1_by_hand():
     # every error 1; one pixel of four weighted 1 + 3 = 4: mean weight (4 + 3) / 4 = 1.75
     assert float(weighted_l1(fake, target, 1.0, detail, 3.0)) == pytest.approx(1.75)
     assert float(weighted_l1(fake, target, 1.0, detail, 0.0)) == pytest.approx(1.0)
+
+
+def test_augment_until_stops_moving_the_pairs_after_that_share_of_the_steps(tmp_path, monkeypatch):
+    """8 steps with augment_until 0.5: the first 4 batches are moved, the last 4 are as captured."""
+    import facesynth.model.train as train_mod
+    from facesynth.model.dataset import TRAIN, load_pairs
+    from facesynth.model.toy_data import write_toy_store
+
+    moved, steps = [], []
+
+    def counting(x, y, detail, *args):
+        moved.append(steps[-1])  # the step being trained
+        return x, y, detail
+
+    monkeypatch.setattr(train_mod, "augment_pair", counting)
+    torch.set_num_threads(1)
+    store = write_toy_store(tmp_path / "s.zarr", n_train=4, n_eval=0, size=32)
+    cfg = train_mod.TrainConfig(size=32, ngf=4, ndf=4, steps=6, decay_steps=2, batch_size=2, lpips=False,
+                                device="cpu", augment_px=2, augment_until=0.5, eval_every_s=0)
+    orig = train_mod.Trainer.train_step
+
+    def step(self, x, y, detail=None):
+        steps.append(self.step)
+        return orig(self, x, y, detail)
+
+    monkeypatch.setattr(train_mod.Trainer, "train_step", step)
+    train_mod.Trainer(cfg, tmp_path / "run").fit(load_pairs(store, TRAIN))
+    assert steps == list(range(8)) and moved == [0, 1, 2, 3]
