@@ -1,8 +1,12 @@
 """Training steps/s and generator ms/frame at 256 and 512, each optimisation next to the plain
-network (fp32, default NCHW memory format, eager, no compilation) measured in the same run.
+network (fp32, default NCHW memory format, eager, no compilation) measured in the same run; and
+the trainer's steps/s next to a bare PyTorch loop of the same model and loss on a small set
+(`bookkeeping`: what evaluation, previews and checkpoints cost, by the old per-epoch cadence and
+by the default one).
 
     .venv/bin/python benchmarks/model.py --quick            # ~2 min on an idle 2-core machine
     .venv/bin/python benchmarks/model.py --sizes 256 --steps 5
+    .venv/bin/python benchmarks/model.py --bookkeeping-only --bookkeeping-steps 280
 
 Prints one JSON object: per size, per variant, the median seconds and the ratio to plain
 (>1 = faster), plus how long assembling a batch from the preloaded data takes next to a step.
@@ -115,6 +119,59 @@ def bench_data(size: int, n: int = 64, batch: int = 1, repeats: int = 50) -> dic
     return {"batch_ms": round(s * 1000.0, 3)}
 
 
+def bench_bookkeeping(steps: int, repeats: int, frames: tuple[int, int] = (28, 6), size: int = 128) -> dict:
+    """Trainer.fit vs a bare loop (same G, Adam, loss and batches) on a small set at the main job's
+    settings (128 px, ngf 16, batch 4, L1 + face SSIM + face-box LPIPS): steps/s of each and the
+    share of the trainer's wall time not spent in training steps. The variants take turns, so
+    other processes' load falls on all of them alike; medians over `repeats`."""
+    from facesynth.model.dataset import EVAL, TRAIN, load_pairs
+    from facesynth.model.losses import reconstruction_loss
+    from facesynth.model.recipes import recipe_config
+    from facesynth.model.toy_data import write_toy_store
+
+    main_job = dict(size=size, ngf=16, ndf=16, batch_size=4, lr=1.2e-3, warmup_steps=10 ** 9, ssim_weight=20.0,
+                    lpips_face=True, depth_weight=5.0, beta1=0.9, steps=steps, device="cpu")
+    per_epoch = -(-frames[0] // 4)
+    cadences = {"trainer_per_epoch": {"eval_every_steps": per_epoch, "eval_every_s": 0.0, "checkpoint_every_s": 0.0},
+                "trainer_default": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = write_toy_store(Path(tmp) / "s.zarr", n_train=frames[0], n_eval=frames[1], size=size)
+        train, ev = load_pairs(store, TRAIN), load_pairs(store, EVAL)
+        runs: dict[str, list[dict]] = {"bare_loop": [], **{k: [] for k in cadences}}
+        for r in range(repeats):
+            for name, cadence in cadences.items():
+                tr = Trainer(recipe_config("facesynth", **main_job, **cadence), Path(tmp) / f"{name}{r}")
+                t = time.perf_counter()
+                tr.fit(train, ev)
+                wall = time.perf_counter() - t
+                step_s = sum(h["epoch_s"] for h in tr.history)
+                runs[name].append({"wall_s": wall, "train_s": step_s, "evals": len(tr.history),
+                                   "eval_s": sum(h["eval_s"] for h in tr.history)})
+            tr = Trainer(recipe_config("facesynth", **main_job), Path(tmp) / "bare")  # G, loss weights, LPIPS
+            opt = torch.optim.Adam(tr.G.parameters(), lr=tr.cfg.lr, betas=(tr.cfg.beta1, 0.999))
+            t = time.perf_counter()
+            for i in range(steps):
+                g = torch.Generator().manual_seed(i // per_epoch)
+                b = torch.randperm(len(train), generator=g)[(i % per_epoch) * 4:(i % per_epoch + 1) * 4]
+                x, y = train.batch(b)
+                loss, _ = reconstruction_loss(tr.G(x), y, tr.weights, tr.lpips)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            wall = time.perf_counter() - t
+            runs["bare_loop"].append({"wall_s": wall, "train_s": wall, "evals": 0, "eval_s": 0.0})
+    out = {"steps": steps, "repeats": repeats, "frames": list(frames), "size": size, "steps_per_epoch": per_epoch,
+           "settings": "main job: ngf 16, batch 4, L1 + face SSIM x20 + face-box LPIPS, EMA, one eval at the end or more"}
+    bare = statistics.median(r["wall_s"] for r in runs["bare_loop"])
+    for name, rs in runs.items():
+        wall = statistics.median(r["wall_s"] for r in rs)
+        out[name] = {"steps_per_s": round(steps / wall, 3), "wall_s": round(wall, 2),
+                     "vs_bare_loop": round(bare / wall, 3), "evaluations": rs[0]["evals"],
+                     "bookkeeping_share": round(statistics.median(1 - r["train_s"] / r["wall_s"] for r in rs), 3),
+                     "eval_preview_s": round(statistics.median(r["eval_s"] for r in rs), 2)}
+    return out
+
+
 def _trainer_choice(device: str) -> dict:
     """What Trainer's 'auto' settings pick on this device (the plain network on CPU)."""
     from facesynth.model.train import resolve_device, use_amp, use_channels_last
@@ -132,6 +189,9 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-lpips", action="store_true")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--bookkeeping-steps", type=int, default=140, help="steps per run of the bookkeeping part")
+    ap.add_argument("--bookkeeping-repeats", type=int, default=3)
+    ap.add_argument("--bookkeeping-only", action="store_true", help="only the trainer vs bare loop part")
     args = ap.parse_args(argv)
     res = {"machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                        "torch": torch.__version__, "threads": torch.get_num_threads(), "device": args.device,
@@ -139,8 +199,11 @@ def main(argv=None) -> int:
            "ngf": args.ngf, "lpips": not args.no_lpips, "sizes": {},
            "trainer_uses_here": _trainer_choice(args.device)}
     t0 = time.perf_counter()
+    if args.device == "cpu":
+        res["bookkeeping"] = bench_bookkeeping(70 if args.quick else args.bookkeeping_steps,
+                                               1 if args.quick else args.bookkeeping_repeats)
     with tempfile.TemporaryDirectory() as tmp:
-        for size in args.sizes:
+        for size in ([] if args.bookkeeping_only else args.sizes):
             steps = 2 if args.quick else args.steps
             reps = 3 if args.quick else args.repeats
             # bf16 autocast on a CPU without bf16 instructions is 7-14x slower (full run at 256):

@@ -73,6 +73,17 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "facesynth-nogan-ssim20-lpface": _nogan(ssim_weight=20.0, lpips_face=True),
     "facesynth-nogan-ssim20-lpface-depth4": _nogan(ssim_weight=20.0, lpips_face=True, depth_weight=4.0),
     "facesynth-nogan-ssim20-lpface-beta09": _nogan(ssim_weight=20.0, lpips_face=True, beta1=0.9),
+    "main": _nogan(**_MAIN, depth_weight=5.0),   # the main job's settings (its lr: --lr 1.2e-3)
+    # real faces (issue 21): augmentation and the eye/mouth weight on the main job's settings
+    "main-aug": _nogan(**_MAIN, depth_weight=5.0, augment_scale=0.05, augment_rotate_deg=5.0, augment_px=3),
+    "main-geo": _nogan(**_MAIN, depth_weight=5.0, augment_scale=0.05, augment_rotate_deg=5.0),
+    "main-jitter": _nogan(**_MAIN, depth_weight=5.0, augment_jitter=0.1),
+    "main-detail2": _nogan(**_MAIN, depth_weight=5.0, detail_weight=2.0),
+    "main-d8": _nogan(**_MAIN, depth_weight=8.0),
+    "main-aug-detail2": _nogan(**_MAIN, depth_weight=5.0, augment_scale=0.05, augment_rotate_deg=5.0, augment_px=3,
+                               detail_weight=2.0),
+    "main-aug10-detail2": _nogan(**_MAIN, depth_weight=5.0, augment_scale=0.1, augment_rotate_deg=10.0, augment_px=6,
+                                 detail_weight=2.0),
     "main-d4": _nogan(**_MAIN, depth_weight=4.0),
     "main-d6": _nogan(**_MAIN, depth_weight=6.0),
     "main-d6-s30": _nogan(**{**_MAIN, "ssim_weight": 30.0}, depth_weight=6.0),
@@ -189,10 +200,11 @@ def train_variant(name: str, args, train, eval_data, lpips_fn, run_dir: Path) ->
         tr._set_lr(lr_budget_factor(progress))
         if pos + cfg.batch_size > len(perm):
             perm, pos = torch.randperm(len(train), generator=rng), 0
-        x, y = train.batch(perm[pos:pos + cfg.batch_size], tr.device)
+        b = perm[pos:pos + cfg.batch_size]
+        x, y = train.batch(b, tr.device)
         pos += cfg.batch_size
         t = time.perf_counter()
-        tr.train_step(x, y)
+        tr.train_step(x, y, train.detail_batch(b) if cfg.detail_weight > 0 else None)
         train_s += time.perf_counter() - t
         step += 1
         tr.step = step

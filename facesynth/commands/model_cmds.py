@@ -12,7 +12,7 @@ from facesynth.terminal_text import echo
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from facesynth.model.evaluate_exported import evaluate_exported
+    from facesynth.model.evaluate_exported import depth_source_words, evaluate_exported
 
     fmt = "torchscript" if args.trust_torchscript else "onnx" if args.onnx else "weights"
     if not args.memory_budget_gb > 0:
@@ -24,10 +24,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 0
     echo(f"model {res['model']} on {res['store']} ({res['frames']} eval frames, size {res['size']})")
     print(f"  {'metric':22s} {'model':>10s} {'mean image':>12s}")
+    depth_note = f"  ({depth_source_words(res['depth_source'])}"
+    if res["trained_depth_source"] != res["depth_source"]:
+        depth_note += f"; trained on: {depth_source_words(res['trained_depth_source'])}"
     for key, value in res["model_metrics"].items():  # whatever metrics.evaluate measures
         base = res["baseline"].get(key)
         if isinstance(value, (int, float)) and isinstance(base, (int, float)):
-            print(f"  {key:22s} {value:10.4f} {base:12.4f}")
+            print(f"  {key:22s} {value:10.4f} {base:12.4f}" + (depth_note + ")" if key.startswith("depth_") else ""))
     print(f"  generator ms/frame: {res['generator_ms']:.2f}")
     return 0
 

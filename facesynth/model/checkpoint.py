@@ -1,11 +1,12 @@
 """Training checkpoints: state dicts + config + position (epoch, step), written atomically,
 kept within a bound, and read back with a fallback when the newest one is damaged.
 
-On disk (`<model dir>/checkpoints/`): `epoch_NNNN.pt` for the last `keep_last` epochs,
-`latest.pt` (the newest: an epoch end, or a mid-epoch stop), `best.pt` (the epoch with the
-lowest eval depth MAE). latest/best are copies of an epoch file of their own (a copy-on-write
-clone where the filesystem makes them, else a real copy; never a hard link), so one damaged
-file costs at most one epoch: the fallback finds the same epoch in the other file. Every file is written to a `.tmp-*` name, fsynced and renamed: a
+On disk (`<model dir>/checkpoints/`): `step_NNNNNNNN.pt` for the last `keep_last` saves (by
+time and at the end, model/schedule.py; `epoch_NNNN.pt` from older facesynth is still read),
+`latest.pt` (the newest: a save, or a stop), `best.pt` (the saved evaluation with the lowest
+eval depth MAE). latest/best are copies of a step file of their own (a copy-on-write clone where
+the filesystem makes them, else a real copy; never a hard link), so one damaged file costs at most
+one save: the fallback finds the same step in the other file. Every file is written to a `.tmp-*` name, fsynced and renamed: a
 crash or a full disk leaves the previous checkpoint intact and no temporary file behind.
 
 Read with `torch.load(weights_only=True)`: a checkpoint file is never a way to run code.
@@ -31,7 +32,7 @@ BEST_METRIC = "depth_mae_mm"  # lower is better; the eval metric best.pt is chos
 TMP_PREFIX = ".tmp-"
 # a checkpoint holds G, its average, D and both optimisers' state: about 5 GB at 512 px, ngf 128
 MAX_CHECKPOINT_BYTES = 16 << 30
-_EPOCH_RE = re.compile(r"^epoch_(\d+)\.pt$")
+_KEPT_RE = re.compile(r"^(epoch|step)_(\d+)\.pt$")  # epoch_NNNN.pt: saved by facesynth before issue 21
 # config keys that must match for a checkpoint to continue a run; a checkpoint from before the
 # later options was made with the original's choice, their default here
 ARCH_KEYS = ("size", "ngf", "ndf", "n_layers_d", "num_d")
@@ -201,9 +202,10 @@ def _copy(src: Path, dst: Path) -> None:
         raise _write_error(dst, e) from None
 
 
-def epoch_of(path: Path) -> int | None:
-    m = _EPOCH_RE.match(path.name)
-    return int(m.group(1)) if m else None
+def kept_order(path: Path) -> tuple[int, int] | None:
+    """Sort key of a kept checkpoint file (older epoch_ files before step_ files), None for others."""
+    m = _KEPT_RE.match(path.name)
+    return (int(m.group(1) == "step"), int(m.group(2))) if m else None
 
 
 class Checkpoints:
@@ -219,12 +221,12 @@ class Checkpoints:
         self.keep_last = max(1, int(keep_last))
         self.verify = verify
 
-    def epoch_files(self) -> list[Path]:
-        """epoch_NNNN.pt files, oldest first."""
+    def kept_files(self) -> list[Path]:
+        """step_NNNNNNNN.pt (and older epoch_NNNN.pt) files, oldest first."""
         if not self.dir.is_dir():
             return []
-        files = [p for p in self.dir.iterdir() if epoch_of(p) is not None]
-        return sorted(files, key=lambda p: epoch_of(p))
+        files = [p for p in self.dir.iterdir() if kept_order(p) is not None]
+        return sorted(files, key=kept_order)
 
     def remove_temporaries(self) -> None:
         """Left by a process killed mid-save (one run per store, so none is being written now)."""
@@ -232,12 +234,12 @@ class Checkpoints:
             for p in self.dir.glob(f"{TMP_PREFIX}*"):
                 p.unlink(missing_ok=True)
 
-    def save(self, state: dict, epoch_end: bool) -> Path:
-        """Write `state` (an epoch file + latest at epoch ends, latest alone otherwise)."""
+    def save(self, state: dict, keep: bool) -> Path:
+        """Write `state`: a kept step file + latest (+ best), or latest alone (a stop)."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        if not epoch_end:
+        if not keep:
             return atomic_torch_save(state, self.dir / LATEST)
-        target = atomic_torch_save(state, self.dir / f"epoch_{int(state['epoch']):04d}.pt")
+        target = atomic_torch_save(state, self.dir / f"step_{int(state['step']):08d}.pt")
         _copy(target, self.dir / LATEST)
         if self._is_best(state):
             _copy(target, self.dir / BEST)
@@ -246,20 +248,24 @@ class Checkpoints:
 
     @staticmethod
     def _is_best(state: dict) -> bool:
-        """Whether the newest history entry has the lowest eval metric so far (ties: the older)."""
-        values = [h.get("eval", {}).get(BEST_METRIC) for h in state.get("history", [])]
+        """Whether the newest history entry evaluated this state and has the lowest eval metric so
+        far (ties: the older)."""
+        history = state.get("history", [])
+        if history and history[-1].get("step", state.get("step")) != state.get("step"):
+            return False  # trained on since that evaluation
+        values = [h.get("eval", {}).get(BEST_METRIC) for h in history]
         if not values or values[-1] is None:
             return False
         earlier = [v for v in values[:-1] if v is not None]
         return not earlier or float(values[-1]) < min(float(v) for v in earlier)
 
     def _prune(self) -> None:
-        for old in self.epoch_files()[:-self.keep_last]:
+        for old in self.kept_files()[:-self.keep_last]:
             old.unlink(missing_ok=True)  # latest/best are copies of their own: they stay
 
     def candidates(self) -> list[Path]:
         """Where a resume looks, newest first: latest, the epoch files, best."""
-        out = [self.dir / LATEST, *reversed(self.epoch_files()), self.dir / BEST]
+        out = [self.dir / LATEST, *reversed(self.kept_files()), self.dir / BEST]
         return [p for p in out if p.is_file()]
 
     def load_latest(self, map_location: Any = "cpu") -> tuple[dict | None, Path | None, list[tuple[Path, str]]]:

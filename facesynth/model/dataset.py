@@ -16,6 +16,7 @@ import torch
 
 from facesynth.errors import StoreError
 from facesynth.face.depth_norm import NEAR_MM, mm_to_unit
+from facesynth.model.augment import detail_mask
 
 TRAIN, EVAL = 0, 1
 
@@ -31,6 +32,7 @@ class PairData:
     frames: np.ndarray         # store frame indices
     norm: dict = field(default_factory=dict)
     measured: torch.Tensor | None = None  # bool, face pixels the sensor measured (not filled)
+    detail: torch.Tensor | None = None    # bool, eyes and mouth (model/augment.py detail_mask)
 
     def __post_init__(self):
         if self.measured is None:
@@ -45,7 +47,8 @@ class PairData:
 
     def to(self, device) -> "PairData":
         return PairData(self.drawing.to(device), self.color.to(device), self.depth.to(device),
-                        self.face.to(device), self.frames, self.norm, self.measured.to(device))
+                        self.face.to(device), self.frames, self.norm, self.measured.to(device),
+                        None if self.detail is None else self.detail.to(device))
 
     def batch(self, idx, device=None) -> tuple[torch.Tensor, torch.Tensor]:
         """(input (B,1,S,S), target (B,4,S,S)) float32 in [-1, 1] for frame positions `idx`."""
@@ -56,6 +59,12 @@ class PairData:
         if device is not None:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         return x, y
+
+    def detail_batch(self, idx) -> torch.Tensor | None:
+        """(B,1,S,S) float 0/1 eye and mouth map of frame positions `idx` (None if not loaded)."""
+        if self.detail is None:
+            return None
+        return self.detail.index_select(0, torch.as_tensor(idx, dtype=torch.long, device=self.detail.device)).float()
 
 
 def normalisation(store) -> dict:
@@ -111,7 +120,7 @@ def load_pairs(store, split: int, size: int | None = None, frames: np.ndarray | 
     size = int(size or crop_size)
     scale = size / crop_size
     dg = depth_group(store)
-    draws, cols, deps, faces, measured = [], [], [], [], []
+    draws, cols, deps, faces, measured, details = [], [], [], [], [], []
     for lo in range(0, len(idx), chunk):
         part = idx[lo:lo + chunk]
         start, stop = int(part[0]), int(part[-1]) + 1
@@ -134,7 +143,9 @@ def load_pairs(store, split: int, size: int | None = None, frames: np.ndarray | 
             m = np.ones(d.shape, bool) if fill_mask or mask is None else meas
             unit = mm_to_unit(d, d0, fd, m)
             fg = unit > -1.0
-            draws.append(_draw(np.asarray(pts[j], np.float32) * scale, size)[None])
+            points = np.asarray(pts[j], np.float32) * scale
+            draws.append(_draw(points, size)[None])
+            details.append(detail_mask(points, size)[None])
             cols.append(np.where(fg[..., None], c, 0).transpose(2, 0, 1))
             deps.append(unit[None])
             faces.append((fg & m)[None])
@@ -148,4 +159,5 @@ def load_pairs(store, split: int, size: int | None = None, frames: np.ndarray | 
         face=torch.from_numpy(np.stack(faces) if faces else np.zeros((0, 1, s, s), bool)),
         frames=idx, norm={**norm, "size": size, "crop_size": crop_size},
         measured=torch.from_numpy(np.stack(measured) if measured else np.zeros((0, 1, s, s), bool)),
+        detail=torch.from_numpy(np.stack(details) if details else np.zeros((0, 1, s, s), bool)),
     )

@@ -37,7 +37,8 @@ NUMBER_RANGES = {"d0_mm": (1.0, 20_000.0), "crop_mm": (1.0, 10_000.0), "face_dep
 INT_RANGES = {"size": SIZE_RANGE, "crop_size": (16, 4096), "ngf": LIMITS["ngf"], "in_ch": (1, 1),
               "out_ch": (4, 4), "reference_frame": (0, 10**9)}
 DICTS = ("camera_intrinsics", "store_identity")
-STRINGS = ("format", "input", "output", "weights", "weights_sha256", "onnx", "torchscript")
+STRINGS = ("format", "input", "output", "weights", "weights_sha256", "onnx", "torchscript",
+           "depth_source")  # depth_source: optional, exports before issue 21 have none
 LANDMARK_ARRAYS = ("mean", "neutral", "lo", "hi")
 
 

@@ -27,6 +27,7 @@ class LossWeights:
     depth: float = 1.0   # the depth channel's L1 weight next to each colour channel's (1: plain L1)
     lpips_face: bool = False  # LPIPS on the faces' box, background equal (True) or the whole crop
     ssim: float = 0.0    # weight of (1 - face SSIM of the colour), the metric itself; 0: off (the original)
+    detail: float = 0.0  # extra L1 weight on the eyes and mouth: x (1 + detail) there; 0: off
 
 
 def lsgan(preds: list[list[torch.Tensor]], real: bool) -> torch.Tensor:
@@ -51,9 +52,14 @@ def feature_matching(fake: list[list[torch.Tensor]], real: list[list[torch.Tenso
     return total
 
 
-def weighted_l1(fake: torch.Tensor, target: torch.Tensor, depth_w: float = 1.0) -> torch.Tensor:
-    """Mean L1 over RGB + depth with the depth channel weighted `depth_w` (1: F.l1_loss)."""
-    err = (fake.float() - target.float()).abs().mean((0, 2, 3))
+def weighted_l1(fake: torch.Tensor, target: torch.Tensor, depth_w: float = 1.0,
+                detail: torch.Tensor | None = None, detail_w: float = 0.0) -> torch.Tensor:
+    """Mean L1 over RGB + depth with the depth channel weighted `depth_w` (1: F.l1_loss), and each
+    pixel of the (B,1,H,W) `detail` map weighted (1 + detail_w)."""
+    err = (fake.float() - target.float()).abs()
+    if detail is not None and detail_w > 0:
+        err = err * (1.0 + detail_w * detail.float())
+    err = err.mean((0, 2, 3))
     return (err[:3].sum() + depth_w * err[3:].sum()) / fake.shape[1]
 
 
@@ -82,8 +88,8 @@ def face_box_colour(fake: torch.Tensor, target: torch.Tensor,
     return lpips_sized(a[..., y0:y1, x0:x1], b[..., y0:y1, x0:x1])
 
 
-def _recon_parts(fake, target, w: LossWeights, lpips_fn) -> dict[str, torch.Tensor]:
-    parts = {"g_l1": weighted_l1(fake, target, w.depth) * w.l1}
+def _recon_parts(fake, target, w: LossWeights, lpips_fn, detail=None) -> dict[str, torch.Tensor]:
+    parts = {"g_l1": weighted_l1(fake, target, w.depth, detail, w.detail) * w.l1}
     face = target_face(target) if w.ssim > 0 or w.lpips_face else None
     if w.ssim > 0:
         parts["g_ssim"] = face_ssim_loss(fake, target, face) * w.ssim
@@ -94,18 +100,18 @@ def _recon_parts(fake, target, w: LossWeights, lpips_fn) -> dict[str, torch.Tens
 
 
 def reconstruction_loss(fake: torch.Tensor, target: torch.Tensor, w: LossWeights,
-                        lpips_fn=None) -> tuple[torch.Tensor, dict[str, float]]:
+                        lpips_fn=None, detail=None) -> tuple[torch.Tensor, dict[str, float]]:
     """L1 (+ LPIPS) only: the warm-up objective, before the discriminator has learned anything."""
-    parts = _recon_parts(fake, target, w, lpips_fn)
+    parts = _recon_parts(fake, target, w, lpips_fn, detail)
     total = sum(parts.values())
     return total, {k: float(v.detach()) for k, v in parts.items()}
 
 
 def generator_loss(d_fake, d_real, fake: torch.Tensor, target: torch.Tensor,
-                   w: LossWeights, lpips_fn=None) -> tuple[torch.Tensor, dict[str, float]]:
+                   w: LossWeights, lpips_fn=None, detail=None) -> tuple[torch.Tensor, dict[str, float]]:
     """Total generator loss and its parts (floats, for logging only)."""
     parts = {"g_gan": lsgan(d_fake, True) * w.gan,
-             **_recon_parts(fake, target, w, lpips_fn),
+             **_recon_parts(fake, target, w, lpips_fn, detail),
              "g_feat": feature_matching(d_fake, d_real) * w.feat}
     total = sum(parts.values())
     return total, {k: float(v.detach()) for k, v in parts.items()}

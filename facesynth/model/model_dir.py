@@ -6,7 +6,7 @@ directory facesynth trains into. It names the store the checkpoints were trained
 on another store (deleted and captured again, or another capture at the same path) is
 refused rather than resuming, and re-exporting, weights of other data. On `--restart` (the
 store was emptied and got a new id) the model starts over: only the files facesynth writes
-there are removed (checkpoints/*.pt, previews/epoch_*.png, export/generator.*), never the
+there are removed (checkpoints/*.pt, previews/step_*.png and epoch_*.png, export/generator.*), never the
 directory itself or anything else in it, and never a directory without the marker.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from facesynth.model.checkpoint import TMP_PREFIX
 MARKER = "facesynth_model.json"
 FORMAT = "facesynth-model"
 OWN_FILES = {"checkpoints": ("*.pt", f"{TMP_PREFIX}*"),
-             "previews": ("epoch_*.png", f"{TMP_PREFIX}*"),
+             "previews": ("step_*.png", "epoch_*.png", f"{TMP_PREFIX}*"),
              "export": ("generator.pt", "generator.ts.pt", "generator.onnx", "generator.json", f"{TMP_PREFIX}*")}
 WHAT_TO_DO = ("run again with --restart to train a new model for this store (it starts the store "
               "over too), or give the model another directory (nodes.<train>.params.out_dir)")

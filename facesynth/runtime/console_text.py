@@ -110,6 +110,12 @@ def train_start_line(rec: dict) -> str:
         what += ", " + " ".join(where)
     if rec.get("resumed"):
         what += f"; continuing after epoch {value_text(rec.get('epoch', '?'))}"
+    aug = rec.get("small_set_augment")
+    if isinstance(aug, dict) and aug:
+        what += (f"; a small set: augmented (zoom +-{value_text(aug.get('augment_scale'))}, "
+                 f"rotation +-{value_text(aug.get('augment_rotate_deg'))} deg, shift +-{value_text(aug.get('augment_px'))} px"
+                 + (f", the first {round(100 * aug['augment_until'])} % of the steps" if aug.get("augment_until", 1) < 1 else "")
+                 + ")")
     return what
 
 

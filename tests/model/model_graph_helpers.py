@@ -19,14 +19,16 @@ nodes:
   - id: train
     kind: model.pix2pix
     params: {{size: 32, ngf: 4, ndf: 4, epochs: {epochs}, decay_epochs: 0, batch_size: 4, lpips: false,
-             device: cpu, onnx: false, keep_last: 2, threads: 1}}
+             device: cpu, onnx: false, keep_last: 2, threads: 1,
+             eval_every_steps: {eval_every}, eval_every_s: 0, checkpoint_every_s: 0}}
     inputs: {{pairs: chunks/chunks}}
 """
 
 
-def write_graph(tmp_path: Path, store: Path, epochs: int = 2) -> Path:
+def write_graph(tmp_path: Path, store: Path, epochs: int = 2, eval_every: int = 0) -> Path:
+    """`eval_every` steps between evaluations, each with a checkpoint (0: only at the end)."""
     g = tmp_path / "tiny_train.yaml"
-    g.write_text(GRAPH.format(store=store, epochs=epochs))
+    g.write_text(GRAPH.format(store=store, epochs=epochs, eval_every=eval_every))
     return g
 
 

@@ -24,6 +24,7 @@ def test_tiny_capture_to_model_beats_the_mean_image(tmp_path):
         "nodes.camera.params.frames={train: 96, eval: 16}",
         "nodes.camera.params.width=320", "nodes.camera.params.height=240",
         "nodes.train.params.epochs=10", "nodes.train.params.decay_epochs=4",
+        "nodes.train.params.eval_every_steps=24", "nodes.train.params.eval_every_s=0",  # 96 frames, batch 4: each epoch
         "nodes.train.params.onnx=false",
     ])
     assert res.status == "ok"
@@ -44,6 +45,7 @@ def test_tiny_capture_to_model_beats_the_mean_image(tmp_path):
     meta = json.loads((exported.parent / "generator.json").read_text())
     assert meta["d0_mm"] > 500 and meta["size"] == 128  # the synthetic head sits about 0.6 m away
     assert meta["recipe"] == "facesynth" and meta["arch"]["upsample"] == "resize"
+    assert meta["depth_source"] == "synthetic"  # the store's, as capture.synthetic recorded it
     assert meta["eval"]["face_ssim"] == pytest.approx(last["eval"]["face_ssim"])
     # issue 16: the train split's crop landmarks at network size, what live.condition aligns to
     import numpy as np

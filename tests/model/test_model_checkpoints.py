@@ -23,21 +23,42 @@ def test_keeps_latest_best_and_the_last_k(tmp_path):
     maes = [9.0, 4.0, 6.0, 5.0, 7.0]  # epoch 2 is the best
     cks = Checkpoints(tmp_path, keep_last=2)
     for e in range(1, 6):
-        cks.save(_state(e, maes), epoch_end=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "epoch_0004.pt", "epoch_0005.pt", "latest.pt"]
+        cks.save(_state(e, maes), keep=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "latest.pt", "step_00000040.pt", "step_00000050.pt"]
     assert torch.load(tmp_path / "best.pt", weights_only=True)["epoch"] == 2
     assert torch.load(tmp_path / "latest.pt", weights_only=True)["epoch"] == 5
     # latest is the newest epoch file's bytes, in a file of its own (never a hard link)
-    assert (tmp_path / "latest.pt").read_bytes() == (tmp_path / "epoch_0005.pt").read_bytes()
-    assert not os.path.samefile(tmp_path / "latest.pt", tmp_path / "epoch_0005.pt")
+    assert (tmp_path / "latest.pt").read_bytes() == (tmp_path / "step_00000050.pt").read_bytes()
+    assert not os.path.samefile(tmp_path / "latest.pt", tmp_path / "step_00000050.pt")
     assert (tmp_path / "latest.pt").stat().st_nlink == 1 and (tmp_path / "best.pt").stat().st_nlink == 1
-    cks.save({**_state(5, maes), "step": 57}, epoch_end=False)  # a stop in the middle of epoch 6
+    cks.save({**_state(5, maes), "step": 57}, keep=False)  # a stop in the middle of epoch 6
     assert torch.load(tmp_path / "latest.pt", weights_only=True)["step"] == 57
-    assert torch.load(tmp_path / "epoch_0005.pt", weights_only=True)["step"] == 50  # untouched
+    assert torch.load(tmp_path / "step_00000050.pt", weights_only=True)["step"] == 50  # untouched
     wide = Checkpoints(tmp_path / "k3", keep_last=3)
     for e in range(1, 6):
-        wide.save(_state(e, maes), epoch_end=True)
-    assert [p.name for p in wide.epoch_files()] == ["epoch_0003.pt", "epoch_0004.pt", "epoch_0005.pt"]
+        wide.save(_state(e, maes), keep=True)
+    assert [p.name for p in wide.kept_files()] == ["step_00000030.pt", "step_00000040.pt", "step_00000050.pt"]
+
+
+def test_epoch_files_of_older_facesynth_count_as_the_oldest_and_are_pruned(tmp_path):
+    ck.atomic_torch_save(_state(9, [5.0] * 9), tmp_path / "epoch_0009.pt")  # written before issue 21
+    assert load_checkpoint(tmp_path)["epoch"] == 9  # resumable
+    cks = Checkpoints(tmp_path, keep_last=2)
+    cks.save({**_state(1, [4.0]), "step": 5}, keep=True)
+    assert [p.name for p in cks.kept_files()] == ["epoch_0009.pt", "step_00000005.pt"]
+    cks.save({**_state(1, [4.0]), "step": 7}, keep=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "latest.pt", "step_00000005.pt",
+                                                          "step_00000007.pt"]
+
+
+def test_best_is_only_a_state_that_its_evaluation_saw(tmp_path):
+    cks = Checkpoints(tmp_path, keep_last=5)
+    evaluated = {"config": {}, "epoch": 1, "step": 20, "G": {"w": torch.zeros(2)},
+                 "history": [{"step": 10, "eval": {"depth_mae_mm": 6.0}}, {"step": 20, "eval": {"depth_mae_mm": 5.0}}]}
+    cks.save(evaluated, keep=True)
+    assert torch.load(tmp_path / "best.pt", weights_only=True)["step"] == 20
+    cks.save({**evaluated, "step": 30}, keep=True)  # trained on after its best evaluation: not best
+    assert torch.load(tmp_path / "best.pt", weights_only=True)["step"] == 20
 
 
 def test_one_damaged_checkpoint_costs_at_most_one_epoch(tmp_path):
@@ -49,7 +70,8 @@ def test_one_damaged_checkpoint_costs_at_most_one_epoch(tmp_path):
 
     torch.set_num_threads(1)
     store = write_toy_store(tmp_path / "s.zarr", n_train=4, n_eval=0, size=32)
-    cfg = TrainConfig(size=32, ngf=4, ndf=4, epochs=3, decay_epochs=0, batch_size=4, lpips=False, device="cpu")
+    cfg = TrainConfig(size=32, ngf=4, ndf=4, epochs=3, decay_epochs=0, batch_size=4, lpips=False, device="cpu",
+                      eval_every_steps=1, checkpoint_every_s=0)  # one step an epoch, each saved
     Trainer(cfg, tmp_path / "run").fit(load_pairs(store, TRAIN))
     d = tmp_path / "run" / "checkpoints"
 
@@ -66,9 +88,9 @@ def test_one_damaged_checkpoint_costs_at_most_one_epoch(tmp_path):
         return again.epoch, warned, {os.path.basename(data["using"]) for name, data in events}
 
     tear("latest.pt")
-    assert resume() == (3, ["latest.pt"], {"epoch_0003.pt"})  # the same epoch, from its own file
-    tear("epoch_0003.pt")
-    assert resume() == (2, ["latest.pt", "epoch_0003.pt"], {"epoch_0002.pt"})  # one epoch back, not more
+    assert resume() == (3, ["latest.pt"], {"step_00000003.pt"})  # the same epoch, from its own file
+    tear("step_00000003.pt")
+    assert resume() == (2, ["latest.pt", "step_00000003.pt"], {"step_00000002.pt"})  # one epoch back, not more
     for p in d.glob("*.pt"):  # nothing intact at all: a clear error, not a silent epoch 0
         p.write_bytes(b"garbage")
     with pytest.raises(ModelFileError, match="every checkpoint .* is damaged.*--restart"):
@@ -77,7 +99,7 @@ def test_one_damaged_checkpoint_costs_at_most_one_epoch(tmp_path):
 
 def test_full_disk_leaves_no_temporary_file_and_the_previous_checkpoint_intact(tmp_path, monkeypatch):
     cks = Checkpoints(tmp_path, keep_last=2)
-    cks.save(_state(1, [5.0, 4.0]), epoch_end=True)
+    cks.save(_state(1, [5.0, 4.0]), keep=True)
     before = (tmp_path / "latest.pt").read_bytes()
     written = []
 
@@ -90,9 +112,9 @@ def test_full_disk_leaves_no_temporary_file_and_the_previous_checkpoint_intact(t
     monkeypatch.setattr(ck, "_write", full_disk)
     big = {**_state(2, [5.0, 4.0]), "G": {"w": torch.zeros(100_000)}}
     with pytest.raises(ModelWriteError, match="disk is full.*previous checkpoint is intact"):
-        cks.save(big, epoch_end=True)
+        cks.save(big, keep=True)
     assert sum(written) > 0  # the save did reach the disk before it filled
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "epoch_0001.pt", "latest.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "latest.pt", "step_00000010.pt"]
     assert (tmp_path / "latest.pt").read_bytes() == before
     assert load_checkpoint(tmp_path)["epoch"] == 1
 

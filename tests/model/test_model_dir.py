@@ -12,8 +12,8 @@ STORE_B = {"store_id": "b" * 32, "path": "/data/a.zarr"}
 
 
 def _trained(d):
-    for rel in ("checkpoints/latest.pt", "checkpoints/epoch_0003.pt", "checkpoints/best.pt",
-                "previews/epoch_0003.png", "export/generator.pt", "export/generator.json",
+    for rel in ("checkpoints/latest.pt", "checkpoints/step_00000300.pt", "checkpoints/epoch_0003.pt",
+                "checkpoints/best.pt", "previews/step_00000300.png", "previews/epoch_0003.png", "export/generator.pt", "export/generator.json",
                 "export/generator.ts.pt", "export/generator.onnx"):
         (d / rel).parent.mkdir(parents=True, exist_ok=True)
         (d / rel).write_bytes(b"x")

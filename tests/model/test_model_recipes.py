@@ -1,6 +1,7 @@
 """Recipe options: what each one promises, at a tiny size."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -8,7 +9,7 @@ from facesynth.model.generator import build_generator, generator_arch
 from facesynth.model.generator import UNetGenerator
 from facesynth.model.losses import face_box_colour, face_ssim_loss, target_face, weighted_l1
 from facesynth.model.recipes import RECIPES, recipe_config
-from facesynth.model.train import Trainer, TrainConfig, random_shift
+from facesynth.model.train import Trainer, TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -57,12 +58,13 @@ def test_weighted_l1_and_shift():
     target[:, 3] = 1.0                      # depth off by 1, colour exact
     assert float(weighted_l1(fake, target, 1.0)) == pytest.approx(float(torch.nn.functional.l1_loss(fake, target)))
     assert float(weighted_l1(fake, target, 2.0)) == pytest.approx(0.5)
+    from facesynth.model.augment import affine
+
     x = torch.arange(64.0).view(1, 1, 8, 8)
-    torch.manual_seed(3)
-    sx, sy = random_shift(x, x.expand(1, 4, 8, 8), 2)
-    assert torch.equal(sx, sy[:, :1]) and sx.shape == x.shape
-    kept = sx[sx >= 0]
-    assert len(kept) >= 36 and set(kept.tolist()) <= set(x.flatten().tolist())
+    moved, = affine([x], torch.ones(1), torch.zeros(1), torch.tensor([[2.0, -1.0]]), [-1.0])
+    want = np.full((8, 8), -1.0, np.float32)  # 2 px right, 1 px up, the new border background
+    want[0:7, 2:8] = x[0, 0].numpy()[1:8, 0:6]
+    assert np.array_equal(moved[0, 0].numpy(), want)
 
 
 def test_warmup_trains_only_the_generator_and_ema_is_what_is_shipped(tmp_path):
@@ -86,7 +88,7 @@ def test_resume_with_another_recipe_is_refused_clearly(tmp_path):
     from facesynth.errors import ModelFileError
 
     first = Trainer(recipe_config("facesynth", size=32, ngf=4, ndf=4, lpips=False, device="cpu"), tmp_path)
-    first.save(epoch_end=True)
+    first.save(keep=True)
     other = Trainer(recipe_config("original", size=32, ngf=4, ndf=4, lpips=False, device="cpu"), tmp_path)
     with pytest.raises(ModelFileError, match="upsample: checkpoint resize vs now transpose"):
         other.resume()
@@ -163,3 +165,19 @@ def test_ssim_and_face_lpips_terms_train_with_the_generator(tmp_path):
         last = tr.train_step(x, y)
     assert {"g_l1", "g_ssim", "g_lpips"} <= set(first)
     assert last["g_ssim"] < first["g_ssim"] and 0 < first["g_ssim"] <= 20.0 * 2
+
+
+def test_small_sets_get_augmentation_unless_the_graph_chooses():
+    """28 frames (the TrueDepth sequence's training set) are augmented under the default recipe;
+    the main job's 240 are not, nor is `recipe: original`, nor a graph that set augment_* itself."""
+    from facesynth.model.recipes import recipe_config, small_set_settings
+    from facesynth.runtime.console_text import train_start_line
+
+    small = small_set_settings("facesynth", 28, {})
+    cfg = recipe_config("facesynth", **small)
+    assert cfg.augment_scale > 0 and cfg.augment_rotate_deg > 0 and cfg.augment_px > 0
+    assert small_set_settings("facesynth", 240, {}) == {}
+    assert small_set_settings("original", 28, {}) == {}
+    assert small_set_settings("facesynth", 28, {"augment_px": 0}) == {}
+    line = train_start_line({"train_frames": 28, "eval_frames": 6, "epochs": 9, "small_set_augment": small})
+    assert line.startswith("training on 28 frames (6 held out), 9 epochs; a small set: augmented (zoom +-"), line

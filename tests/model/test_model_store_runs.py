@@ -22,6 +22,9 @@ from facesynth.store.progress import Progress
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]  # each runs the graph (local backend) one to three times, ~7 s a run
 
 
+STEPS_PER_EPOCH = 4  # 13 accepted train frames, batch 4: evaluations (and checkpoints) at epoch ends
+
+
 def _toy(store: Path, seed: int = 0):
     s = write_toy_store(store, n_train=14, n_eval=6, size=32, seed=seed, chunk_frames=4)
     ok = np.ones(20, bool)
@@ -90,11 +93,11 @@ def test_full_disk_during_a_checkpoint_fails_the_run_and_the_rerun_resumes(tmp_p
 
     store = tmp_path / "s.zarr"
     _toy(store)
-    graph = write_graph(tmp_path, store, epochs=3)
+    graph = write_graph(tmp_path, store, epochs=3, eval_every=STEPS_PER_EPOCH)
     real_write = ck._write
 
     def disk_fills_in_epoch_2(fh, data):
-        if "epoch_0002" in fh.name:  # half of it reaches the disk, then no space is left
+        if f"step_{2 * STEPS_PER_EPOCH:08d}" in fh.name:  # half of it reaches the disk, then no space is left
             real_write(fh, bytes(data)[: len(data) // 2])
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(fh, data)
@@ -104,7 +107,7 @@ def test_full_disk_during_a_checkpoint_fails_the_run_and_the_rerun_resumes(tmp_p
     end = run_end(rec)
     assert end["status"] == "failed" and "disk is full" in status + json.dumps(end)
     ckpts = tmp_path / "s.zarr.model" / "checkpoints"
-    assert not list(ckpts.glob(".tmp-*")) and not (ckpts / "epoch_0002.pt").exists()
+    assert not list(ckpts.glob(".tmp-*")) and not (ckpts / f"step_{2 * STEPS_PER_EPOCH:08d}.pt").exists()
     latest = torch.load(ckpts / "latest.pt", weights_only=True)
     assert latest["epoch"] == 1  # the previous checkpoint, intact
 

@@ -44,7 +44,8 @@ def test_node_trains_beats_baseline_and_exports(tmp_path):
     store_path = tmp_path / "s.zarr"
     write_toy_store(store_path, n_train=32, n_eval=8, size=64)
     cls = get("model.pix2pix")
-    params = cls.Params(size=64, ngf=8, ndf=8, epochs=5, decay_epochs=3, lr=1e-3, lpips=False, device="cpu")
+    params = cls.Params(size=64, ngf=8, ndf=8, epochs=5, decay_epochs=3, lr=1e-3, lpips=False, device="cpu",
+                        eval_every_steps=32, eval_every_s=0)  # 32 frames, batch 1: at each epoch's end (never by time: a loaded machine)
     events = []
     ctx = NodeContext(node_id="train", kind="model.pix2pix", store_path=str(store_path),
                       reporter=lambda name, data: events.append((name, data)))
@@ -63,6 +64,7 @@ def test_node_trains_beats_baseline_and_exports(tmp_path):
     epochs = [d for n, d in events if n == "train.epoch"]
     steps = [d for n, d in events if n == "train.step"]
     assert [e["epoch"] for e in epochs] == list(range(1, 9)) and epochs[-1]["epochs"] == 8
+    assert [e["step"] for e in epochs] == list(range(32, 257, 32)) and {e["steps"] for e in epochs} == {256}
     assert steps and {"epoch", "epochs", "step", "steps", "losses"} <= set(steps[-1])
     assert steps[-1]["steps"] == 32 and "g_l1" in steps[-1]["losses"]
     final = epochs[-1]
@@ -94,9 +96,9 @@ def load_store(path):
     return FrameStore.open(path, mode="r")
 
 
-def _cfg(**kw):
+def _cfg(**kw):  # 8 frames, batch 4: evaluated and saved at each epoch's end (every 2 steps)
     return TrainConfig(size=64, ngf=8, ndf=8, epochs=2, decay_epochs=1, batch_size=4, lpips=False,
-                       device="cpu", **kw)
+                       device="cpu", eval_every_steps=2, eval_every_s=0, checkpoint_every_s=0, **kw)
 
 
 def test_interrupted_run_resumes_to_the_same_result(tmp_path):
@@ -121,9 +123,9 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path):
     res2 = again.fit(train, ev)
     assert res2["status"] == "done" and (again.epoch, again.step) == (3, 6)
     assert [h["epoch"] for h in again.history] == [1, 2, 3]
-    # the last 2 epoch files (keep_last's default) besides latest.pt and best.pt
+    # the last 2 step files (keep_last's default) besides latest.pt and best.pt
     assert sorted(p.name for p in (tmp_path / "cut" / "checkpoints").glob("*.pt")) == \
-        ["best.pt", "epoch_0002.pt", "epoch_0003.pt", "latest.pt"]
+        ["best.pt", "latest.pt", "step_00000004.pt", "step_00000006.pt"]
     for k, v in full.G.state_dict().items():
         assert torch.allclose(v.float(), again.G.state_dict()[k].float(), atol=1e-5), k
     # a finished run, rerun, trains no further; another architecture may not continue it

@@ -35,7 +35,7 @@ def _graph(tmp_path: Path, epochs: int, threads: int) -> Path:
     store = tmp_path / "s.zarr"
     if not store.exists():
         write_toy_store(store, n_train=12, n_eval=4, size=32, seed=0, chunk_frames=4)
-    g = write_graph(tmp_path, store, epochs=epochs)
+    g = write_graph(tmp_path, store, epochs=epochs, eval_every=3)  # 12 frames, batch 4: at each epoch's end
     g.write_text(g.read_text().replace("threads: 1", f"threads: {threads}"))
     return g
 
@@ -62,7 +62,7 @@ def test_ctrl_c_stops_the_child_with_a_checkpoint_and_the_rerun_resumes_it(tmp_p
     run = subprocess.Popen([sys.executable, "-m", "facesynth.cli", "graph", "run", str(graph), "--local", "--quiet"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not (ckpts / "epoch_0002.pt").exists() and run.poll() is None and time.monotonic() < deadline:
+    while not (ckpts / "step_00000006.pt").exists() and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     child = psutil.Process(run.pid).children(recursive=True)
     run.send_signal(signal.SIGINT)  # what Ctrl-C sends (the child ignores it and gets "stop")
