@@ -20,7 +20,8 @@ CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 REPRS = re.compile(r"np\.|numpy\.|\{'|PydanticUndefined|float64")
 SMALL = {"capture.synthetic": {"frames": "{train: 40, eval: 8}", "width": "320", "height": "240"},
          "model.pix2pix": {"size": "32", "ngf": "4", "ndf": "4", "epochs": "2", "decay_epochs": "0",
-                           "batch_size": "8", "threads": "1"}}
+                           "batch_size": "8", "threads": "1", "eval_every_steps": "5", "eval_every_s": "0"}}
+# 40 frames at batch 8: 5 steps an epoch, so one evaluation per epoch
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +49,7 @@ def test_main_job_into_a_pipe_then_json(tmp_path):
     err, out = proc.stderr.splitlines(), proc.stdout.splitlines()
     epochs = [x for x in err if x.startswith("epoch ")]
     assert [x.split()[1] for x in epochs] == ["1/2", "2/2"], err
-    assert all(re.match(r"epoch \d/2  depth [\d.]+ mm  face SSIM [\d.]+  LPIPS [\d.]+   mean image "
+    assert all(re.match(r"epoch \d/2  step \d+/10  depth [\d.]+ mm  face SSIM [\d.]+  LPIPS [\d.]+   mean image "
                         r"[\d.]+ / [\d.]+ / [\d.]+ ", x) for x in epochs), epochs
     status = [x for x in err if x.startswith("[")]
     assert re.fullmatch(r"\[[\dms. ]+\] camera (\d+)/\1 done \| landmarks (\d+)/\2 done \| crop (\d+)/\3 done \| "

@@ -70,7 +70,8 @@ def test_passthrough_graph_in_tmux(tmp_path):
 
 SMALL = {"capture.synthetic": {"frames": "{train: 48, eval: 8}", "width": "320", "height": "240"},
          "model.pix2pix": {"ngf": "4", "ndf": "4", "epochs": "2", "decay_epochs": "0", "lpips": "false",
-                           "onnx": "false", "size": "64"}}
+                           "onnx": "false", "size": "64", "eval_every_steps": "12", "eval_every_s": "0"}}
+# 48 frames at the graph's batch 4: 12 steps an epoch, so one evaluation per epoch
 
 
 def shrink(graph: Path) -> list[str]:
@@ -113,7 +114,7 @@ def test_main_job_console_in_tmux(tmp_path):
         "no stage bar shows items/total, a rate and the time left"
     assert any(re.match(r"step \d+/\d+ ~[\dms. ]+ left", b.get("training", "")) for b in bars), \
         "no training bar with step/steps and the time left"
-    epochs = re.findall(r"^epoch (\d)/2  depth [\d.]+ mm  face SSIM [\d.]+ +mean image [\d.]+ / [\d.]+", final, re.M)
+    epochs = re.findall(r"^epoch (\d)/2  step \d+/24  depth [\d.]+ mm  face SSIM [\d.]+ +mean image [\d.]+ / [\d.]+", final, re.M)
     assert epochs == ["1", "2"], final  # one line per epoch, in the scrollback above the summary
     for text in ("run ok in", "held-out metrics of the export", "depth MAE", "mean image", "warnings: 0", "next:",
                  "graphs/live_demo.yaml", "graphs/live_inference.yaml"):
