@@ -62,8 +62,11 @@ def test_ctrl_c_stops_the_child_with_a_checkpoint_and_the_rerun_resumes_it(tmp_p
     run = subprocess.Popen([sys.executable, "-m", "facesynth.cli", "graph", "run", str(graph), "--local", "--quiet"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not (ckpts / "step_00000006.pt").exists() and run.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    def saved_past_step_5():  # a kept step file lives only until two newer ones exist: any from step 6 on
+        return any(int(p.stem.split("_")[1]) >= 6 for p in ckpts.glob("step_*.pt"))
+
+    while not saved_past_step_5() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
     child = psutil.Process(run.pid).children(recursive=True)
     run.send_signal(signal.SIGINT)  # what Ctrl-C sends (the child ignores it and gets "stop")
     out, err = run.communicate(timeout=120)

@@ -74,6 +74,12 @@ SMALL = {"capture.synthetic": {"frames": "{train: 48, eval: 8}", "width": "320",
 # 48 frames at the graph's batch 4: 12 steps an epoch, so one evaluation per epoch
 
 
+# the main job's width at 128 px: 24 steps of ~0.2 s, long enough for the training bar to show a
+# rate and the time left in a pane (the 64 px, ngf 4 net trains in about a second)
+LONG_ENOUGH = ["--set", "nodes.train.params.size=128", "--set", "nodes.train.params.ngf=16",
+               "--set", "nodes.train.params.ndf=16"]
+
+
 def shrink(graph: Path) -> list[str]:
     """--set overrides that make a graph's synthetic capture and training tiny."""
     out = []
@@ -104,7 +110,7 @@ def test_main_job_console_in_tmux(tmp_path):
     training while it runs, one line per epoch, and at the end the summary."""
     graph = REPO / "graphs" / "capture_to_model.yaml"
     panes, final, code = capture(tmp_path, "graphs/capture_to_model.yaml", "--restart",
-                                 "--set", f"store.path={tmp_path}/ctm.zarr", *shrink(graph),
+                                 "--set", f"store.path={tmp_path}/ctm.zarr", *shrink(graph), *LONG_ENOUGH,
                                  max_s=300, cols=120, rows=40, mode="")
     assert code == "EXIT=0", final
     bars = [dict((m.group(1), m.group(2)) for m in BAR.finditer(p)) for p in panes]
