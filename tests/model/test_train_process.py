@@ -3,6 +3,7 @@ reports and result reach the run, a stop saves a checkpoint that the rerun resum
 errors arrive typed, and it never outlives the process that started it."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -62,15 +63,24 @@ def test_ctrl_c_stops_the_child_with_a_checkpoint_and_the_rerun_resumes_it(tmp_p
     run = subprocess.Popen([sys.executable, "-m", "facesynth.cli", "graph", "run", str(graph), "--local", "--quiet"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    def saved_past_step_5():  # a kept step file lives only until two newer ones exist: any from step 6 on
-        return any(int(p.stem.split("_")[1]) >= 6 for p in ckpts.glob("step_*.pt"))
+    runs = tmp_path / "s.zarr.runs"
 
-    while not saved_past_step_5() and run.poll() is None and time.monotonic() < deadline:
+    def past_step_5():  # a kept step file lives only until two newer ones exist; the run log says it too
+        if any(int(p.stem.split("_")[1]) >= 6 for p in ckpts.glob("step_*.pt")):
+            return True
+        for log in runs.glob("*.jsonl"):
+            for line in log.read_text().splitlines():
+                if '"train.epoch"' in line and json.loads(line).get("step", 0) >= 6:
+                    return True
+        return False
+
+    while not past_step_5() and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
+    seen = sorted(p.name for p in ckpts.glob("*.pt")) if ckpts.exists() else []
     child = psutil.Process(run.pid).children(recursive=True)
     run.send_signal(signal.SIGINT)  # what Ctrl-C sends (the child ignores it and gets "stop")
     out, err = run.communicate(timeout=120)
-    assert run.returncode == 1 and "interrupted" in out + err, (out, err)
+    assert run.returncode == 1 and "interrupted" in out + err, (out, err, seen)
     assert child and not [p for p in child if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     stopped = torch.load(ckpts / "latest.pt", weights_only=False)
     assert 2 <= stopped["epoch"] < 30
