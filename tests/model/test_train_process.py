@@ -60,8 +60,12 @@ def test_threads_0_means_every_core_of_the_machine(tmp_path):
 def test_ctrl_c_stops_the_child_with_a_checkpoint_and_the_rerun_resumes_it(tmp_path):
     graph = _graph(tmp_path, epochs=30, threads=2)
     ckpts = tmp_path / "s.zarr.model" / "checkpoints"
+    # SIGINT's default disposition in the child, as in a terminal: an ignored SIGINT is inherited
+    # through exec (an earlier test in the same pytest process may leave it ignored), and Python
+    # then never installs its Ctrl-C handler, so the run would not see the Ctrl-C at all
     run = subprocess.Popen([sys.executable, "-m", "facesynth.cli", "graph", "run", str(graph), "--local", "--quiet"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     runs = tmp_path / "s.zarr.runs"
 
