@@ -126,8 +126,9 @@ def train_and_eval(work: Path, store: Path, camera: dict, name: str, params: dic
     model_dir = work / f"{store.stem}.{name}{tag}.model"
     graph = work / f"{store.stem}.{name}{tag}.yaml"
     done = work / f"{store.stem}.{name}{tag}.result.json"
-    if done.exists() and json.loads(done.read_text()).get("params") == params:
-        return json.loads(done.read_text())  # this recipe already ran on this store in --work
+    earlier = json.loads(done.read_text()) if done.exists() else {}
+    if earlier.get("params") == params:
+        return earlier  # this recipe already ran on this store in --work
     graph.write_text(graph_text(store, camera, {**params, "out_dir": str(model_dir), "onnx": False}))
     t = time.perf_counter()
     res, records = run(graph)

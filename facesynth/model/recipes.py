@@ -54,7 +54,6 @@ def small_set_settings(recipe: str, n_train: int, given: dict) -> dict:
     recipe is `original`, or the user set any augment_* option in `given`)."""
     if recipe != "facesynth" or n_train >= SMALL_SET_FRAMES:
         return {}
-    if any(given.get(k) is not None for k in ("augment_px", "augment_scale", "augment_rotate_deg", "augment_jitter",
-                                              "augment_until")):
+    if any(given.get(k) is not None for k in RECIPE_KEYS if k.startswith("augment_")):
         return {}
     return dict(SMALL_SET_AUGMENT)
