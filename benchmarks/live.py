@@ -8,7 +8,10 @@ landmarks in -> frame received from the page's socket). Reported per rate: achie
 sender -> client (client clock, same machine) and landmarks received -> frame sent (the graph's own
 live.stats) as min/p50/p99, generator ms, frames skipped by the `latest` edges. The baseline is the
 same work (draw + generator + mask + rgb/depth conversion) called directly in a loop on this machine
-in the same run; `overhead_ratio` = graph p50 latency / direct p50 time. Each generator format in
+in the same run, with one replica's threads (`max_fps` = 1000 / its p50: one replica's ceiling);
+`overhead_ratio` = graph p50 latency / direct p50 time. The graph runs `--replicas` generators (2,
+as graphs/live_*.yaml ship) with `--threads` each (0: the node's default, the usable cores shared
+among the replicas: 1 each on 2 cores). Each generator format in
 `--formats` (default: `weights`, the PyTorch path, as the baseline, and `auto`, live.generator's
 default: ONNX Runtime when the export has generator.onnx) runs the same rates, one after the
 other per rate, in the same run. Prints JSON.
@@ -38,6 +41,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from facesynth.live import protocol as lp  # noqa: E402
+from facesynth.nodes.cores import cores_per_replica  # noqa: E402
 
 
 def free_port() -> int:
@@ -136,7 +140,7 @@ def pct(values: list[float]) -> dict:
 
 
 def direct_loop(model: str, device: str, seconds: float, threads: int, fmt: str = "auto") -> dict:
-    """The baseline: the generator node's work, called in a plain loop."""
+    """The baseline: the generator node's work, called in a plain loop (one replica's threads)."""
     from facesynth.live.output_nodes import LiveGenerator
     from facesynth.face import rgbd_output as ro
 
@@ -160,8 +164,8 @@ def direct_loop(model: str, device: str, seconds: float, threads: int, fmt: str 
             "max_fps": round(1000.0 / p["p50"], 2)}
 
 
-def run_rate(model: str, device: str, threads: int, size: int, rate: float, seconds: float, workdir: Path,
-             fmt: str = "auto") -> dict:
+def run_rate(model: str, device: str, threads: int, replicas: int, size: int, rate: float, seconds: float,
+             workdir: Path, fmt: str = "auto", backend: str = "local") -> dict:
     from facesynth.runtime.api import run_graph
 
     tin, tout, tview = free_port(), free_port(), free_port()
@@ -176,6 +180,7 @@ def run_rate(model: str, device: str, threads: int, size: int, rate: float, seco
             params: {{port: {tin}, size: {size}, idle_timeout_s: 1.0}}
           - id: generator
             kind: live.generator
+            replicas: {replicas}
             params: {{model: "{model}", device: {device}, threads: {threads}, format: {fmt}}}
             inputs: {{landmarks: {{from: net/landmarks, policy: latest, queue: 1}}}}
           - id: out
@@ -198,7 +203,7 @@ def run_rate(model: str, device: str, threads: int, size: int, rate: float, seco
     vclient.start()
     proc = ctx.Process(target=sender, args=(tin, rate, seconds, size, ready, phase_start, sent))
     proc.start()
-    res = run_graph(str(graph), backend="local")
+    res = run_graph(str(graph), backend=backend)
     proc.join(30)
     stop.set()
     client.join(10)
@@ -209,7 +214,7 @@ def run_rate(model: str, device: str, threads: int, size: int, rate: float, seco
     stats = [json.loads(line) for line in Path(res.run_log).read_text().splitlines()]
     finals = {r.get("node"): r for r in stats if r.get("name") == "live.stats" and r.get("final")}
     final, vfinal = finals.get("out", {}), finals.get("viewer", {})
-    return {"format": fmt, "rate_hz": rate, "seconds": seconds, "sent": int(sent.value), "received": len(measured),
+    return {"format": fmt, "rate_hz": rate, "seconds": seconds, "late": final.get("late"), "sent": int(sent.value), "received": len(measured),
             "achieved_fps": round(len(measured) / seconds, 2),
             "latency_ms_sender_to_client": pct([(r - s) * 1000.0 for r, s, _ in measured]),
             "latency_ms_graph": final.get("latency_ms"), "generator_ms": final.get("generator_ms"),
@@ -234,12 +239,17 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=256, help="random weights only: network size")
     ap.add_argument("--ngf", type=int, default=64, help="random weights only: generator width")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="generator CPU threads (torch or ONNX Runtime) for the loop and the graph (1: steadiest on a "
-                         "shared machine; 0 = torch's default, 2 for ONNX Runtime)")
+    ap.add_argument("--replicas", type=int, default=2,
+                    help="live.generator replicas in the graph (2, as in graphs/live_*.yaml)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="generator CPU threads per replica (torch or ONNX Runtime), for the loop and the graph "
+                         "(0 = the node's default: the usable cores shared among the replicas)")
     ap.add_argument("--formats", default="weights,auto",
                     help="live.generator formats to compare in the same run (weights, auto, onnx, torchscript)")
     ap.add_argument("--rates", default="30,60,90")
+    ap.add_argument("--backend", default="local", choices=["local", "ray"],
+                    help="local: the graph in this process (`graph run --local`, what the README's live inference "
+                         "command runs); ray: embedded Ray, a process per node replica")
     ap.add_argument("--seconds", type=float, default=5.0, help="streaming time per rate")
     ap.add_argument("--quick", action="store_true", help="64 px, ngf 8, 3 s per rate")
     a = ap.parse_args()
@@ -263,23 +273,25 @@ def main() -> int:
         import torch
 
         shape = model_shape(model)
-        direct = {f: direct_loop(model, a.device, min(a.seconds, 5.0), a.threads, f) for f in formats}
-        runs = [run_rate(model, a.device, a.threads, shape["size"], float(r), a.seconds, work, f)
+        threads = a.threads or cores_per_replica(a.replicas)  # what the node resolves 0 to
+        direct = {f: direct_loop(model, a.device, min(a.seconds, 5.0), threads, f) for f in formats}
+        runs = [run_rate(model, a.device, threads, a.replicas, shape["size"], float(r), a.seconds, work, f,
+                         a.backend)
                 for r in a.rates.split(",") for f in formats]  # the formats take turns at each rate
         for r in runs:
             d = direct[r["format"]]
             r["resolved_format"] = d["format"]
             g = (r["latency_ms_graph"] or {}).get("p50")
             r["overhead_ratio"] = round(g / d["ms"]["p50"], 3) if g else None
-            r["fps_vs_possible"] = round(r["achieved_fps"] / min(r["rate_hz"], d["max_fps"]), 3)
+            r["fps_vs_possible"] = round(r["achieved_fps"] / min(r["rate_hz"], a.replicas * d["max_fps"]), 3)
         base = formats[0]
         for r in runs:  # each format against the first (the baseline) at the same rate
             b = next(x for x in runs if x["format"] == base and x["rate_hz"] == r["rate_hz"])
             bl, rl = (b["latency_ms_graph"] or {}).get("p50"), (r["latency_ms_graph"] or {}).get("p50")
             r["vs_" + base] = {"fps_ratio": round(r["achieved_fps"] / b["achieved_fps"], 3) if b["achieved_fps"] else None,
                                "p50_latency_ratio": round(rl / bl, 3) if rl and bl else None}
-        out = {"benchmark": "live", "device": a.device, **shape, "model": a.model or "random",
-               "threads": a.threads, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+        out = {"benchmark": "live", "backend": a.backend, "device": a.device, **shape, "model": a.model or "random",
+               "replicas": a.replicas, "threads_per_replica": threads, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
                "load_avg_1m": round(os.getloadavg()[0], 2), "formats": formats, "direct": direct, "graph": runs,
                "target": "GPU: 90 fps at 256 px, p99 latency < 11 ms; 2 CPU cores: >= 85 fps at 90 Hz (main job's model)"}
     print(json.dumps(out, indent=2))

@@ -23,6 +23,7 @@ from pydantic import Field
 
 from facesynth.errors import InputDataError, MissingDependencyError
 from facesynth.nodes.base import Node, Output, Params
+from facesynth.nodes.cores import cores_per_replica
 from facesynth.nodes.registry import register
 from facesynth.live import protocol as lp
 from facesynth.face import rgbd_output as ro
@@ -42,8 +43,8 @@ class GeneratorParams(Params):
         "the file: only for files you trust")
     device: str = Field("cpu", description="torch device: cpu, cuda, cuda:1 ...")
     size: int = Field(0, ge=0, le=4096, description="expected network size (0 = the model's)")
-    threads: int = Field(0, ge=0, le=256, description="CPU threads: torch (0 = torch's default) or "
-                         "ONNX Runtime intra-op (0 = 2)")
+    threads: int = Field(0, ge=0, le=256, description="CPU threads per replica, torch or ONNX Runtime intra-op "
+                         "(0 = the usable cores shared among the node's replicas: 1 each for 2 replicas on 2 cores)")
     half: bool = Field(False, description="run in float16 (GPU only; weights and torchscript formats)")
     warmup: int = Field(5, ge=0, le=1000, description="calls at setup: the first runs are slow (allocation, TorchScript profiling)")
 
@@ -111,7 +112,8 @@ class Generator(Node):
 
     async def setup(self) -> None:
         p = self.params
-        self.gen = await self.run_blocking(LiveGenerator, p.model, p.device, p.threads, p.half, p.format)
+        threads = p.threads or cores_per_replica(self.ctx.replicas)
+        self.gen = await self.run_blocking(LiveGenerator, p.model, p.device, threads, p.half, p.format)
         if p.size and p.size != self.gen.size:
             raise InputDataError(f"model {p.model} is {self.gen.size} px but params.size is {p.size}")
         self.d0, self.face_depth, self.metric = ro.depth_params(self.gen.meta)

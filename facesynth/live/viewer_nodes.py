@@ -26,6 +26,8 @@ class ViewerParams(Params):
     port: int = Field(8090, ge=0, le=65535, description="HTTP + WebSocket port (0 = any free one)")
     max_clients: int = Field(8, ge=1, le=1000, description="browsers served at once; more are refused and counted")
     stride: int = Field(1, ge=1, le=16, description="send every n-th pixel per axis (less bandwidth for a headset on Wi-Fi)")
+    compress: bool = Field(False, description="permessage-deflate the frames (a headset on a slow Wi-Fi link; "
+                           "costs the graph CPU per frame and browser, so off by default)")
     point_size: float = Field(0.0, ge=0, le=100, description="initial point size in mm (0 = the pixel spacing at D0)")
     report_every_s: float = Field(1.0, gt=0, le=3600)
 
@@ -70,7 +72,7 @@ class Viewer(Node):
 
     async def setup(self) -> None:
         p = self.params
-        self.server = ViewerServer(p.host, p.port, p.max_clients)
+        self.server = ViewerServer(p.host, p.port, p.max_clients, compress=p.compress)
         host, port = await self.server.start()
         self.stats = LiveStats()
         self._next_report = time.monotonic() + p.report_every_s

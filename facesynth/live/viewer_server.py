@@ -117,8 +117,12 @@ def _counting_connection(rejected: Counter) -> type[ServerConnection]:
 class ViewerServer:
     """HTTP + WebSocket server of the viewer page; `broadcast(frame)` never waits for a client."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 8090, max_clients: int = 8, web_dir: Path = WEB_DIR):
+    def __init__(self, host: str = "127.0.0.1", port: int = 8090, max_clients: int = 8, web_dir: Path = WEB_DIR,
+                 compress: bool = False):
         self.host, self.port, self.max_clients = host, port, max_clients
+        # permessage-deflate costs the graph's event loop ~1 ms of CPU per 128 px frame and client
+        # (the live benchmark's largest cost after the generator): only for a slow link
+        self.compression = "deflate" if compress else None
         self.files = self._index(web_dir)
         self.clients: set[_Client] = set()
         self.rejected: Counter[str] = Counter()  # clients dropped or refused, by reason
@@ -143,6 +147,7 @@ class ViewerServer:
                                        process_response=self._check_response,
                                        create_connection=_counting_connection(self.rejected),
                                        max_size=MAX_CLIENT_MESSAGE, server_header="facesynth-viewer",
+                                       compression=self.compression,
                                        open_timeout=10, ping_interval=20, ping_timeout=20)
         except OSError as exc:
             raise PortInUseError(f"the viewer cannot listen on {self.host}:{self.port} ({exc.strerror or exc}); "

@@ -4,7 +4,6 @@ train, resuming, export), shared by the node (model/nodes.py) and the training c
 """
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Literal
@@ -13,6 +12,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from facesynth.nodes.base import Params
+from facesynth.nodes.cores import usable_cores
 
 
 class Pix2PixParams(Params):
@@ -81,15 +81,10 @@ def export_meta(norm: dict) -> dict:
 
 
 def training_threads(asked: int) -> int:
-    """Threads for training. Not torch's default: Ray starts an actor with OMP_NUM_THREADS=1
-    (its one scheduled CPU), which left the main job training on one of two idle cores.
+    """Threads for training: all usable cores (torch's default in a Ray actor is one, which
+    left the main job training on one of two idle cores).
     More than one runs the training in a process of its own (model/train_process.py says why)."""
-    if asked:
-        return asked
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    return asked or usable_cores()
 
 
 def train_from_store(store_path: str, params: Pix2PixParams, frames: np.ndarray | None, out: Path,

@@ -59,7 +59,9 @@ class MetricsActor:
     It keeps the run's `run_start` and the last `window` records: a live run that goes on for
     days does not grow it. Each record carries `seq`, its position in the run (run_start is 0);
     `since(n)` gives the kept records from position n on, and `since(0)` the run_start first,
-    so a reader that fell behind (or arrives late) continues from the last `seq` it got."""
+    so a reader that fell behind (or arrives late) continues from the last `seq` it got.
+    Plain (not async) methods: Ray runs a synchronous actor's calls from one submitter in the
+    order they were made, an async actor's in any order (run_end could land before a stats record)."""
 
     def __init__(self, window: int = METRICS_WINDOW) -> None:
         self.window = max(1, window)
@@ -72,7 +74,7 @@ class MetricsActor:
         head = [self.start] if self.start is not None and self.total > len(self.recent) else []
         return head + list(self.recent)
 
-    async def append(self, records: list[dict]) -> int:
+    def append(self, records: list[dict]) -> int:
         for r in records:
             new_run = r.get("type") == "run_start"
             if new_run:
@@ -85,13 +87,13 @@ class MetricsActor:
             self.total += 1
         return self.total
 
-    async def since(self, n: int) -> list[dict]:
+    def since(self, n: int) -> list[dict]:
         if n <= 0:
             return self.records
         first = self.total - len(self.recent)  # position of the oldest record kept
         return list(self.recent)[max(0, n - first):]
 
-    async def snapshot(self) -> list[dict]:
+    def snapshot(self) -> list[dict]:
         return self.records
 
 

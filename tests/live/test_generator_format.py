@@ -89,3 +89,19 @@ def test_external_data_outside_the_export_is_refused(tmp_path, where):
         load_exported(export_dir, "onnx")
     with pytest.raises(ModelFileError, match="outside (its|the) export directory"):
         LiveGenerator(str(export_dir))  # the default picks the ONNX file: refused, not read
+
+
+@pytest.mark.parametrize("replicas", [1, 2, 64])
+async def test_onnx_threads_share_the_cores_among_replicas_and_never_spin(exports, replicas):
+    """threads 0: each replica's ONNX Runtime gets the usable cores divided among the replicas (at
+    least one), and its pool does not busy-wait between frames (the cores belong to the other nodes)."""
+    from facesynth.nodes.base import NodeContext
+    from facesynth.nodes.registry import get
+
+    cls = get("live.generator")
+    ctx = NodeContext(node_id="g", kind="live.generator", replica=0, replicas=replicas, reporter=lambda *a: None)
+    node = cls(cls.Params.model_validate({"model": str(exports / "with_onnx"), "warmup": 1}), ctx)
+    await node.setup()
+    opts = node.gen.module.session.get_session_options()
+    assert opts.intra_op_num_threads == max(1, len(os.sched_getaffinity(0)) // replicas)
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"

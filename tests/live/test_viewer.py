@@ -88,6 +88,26 @@ async def test_slow_browser_gets_only_the_newest_frame_and_never_blocks():
         await server.close()
 
 
+@pytest.mark.parametrize("compress", [False, True])
+async def test_frames_go_uncompressed_unless_asked(compress):
+    """A browser offers permessage-deflate on every connection; deflating each frame costs the graph
+    CPU per frame and client (the live benchmark's largest cost after the generator), so the server
+    accepts it only when the viewer's `compress` asks for it."""
+    server = ViewerServer("127.0.0.1", 0, compress=compress)
+    _, port = await server.start()
+    try:
+        async with connect(f"ws://127.0.0.1:{port}/ws", max_size=None) as ws:  # offers deflate, as browsers do
+            assert "permessage-deflate" in ws.request.headers.get("Sec-WebSocket-Extensions", "")
+            accepted = ws.response.headers.get("Sec-WebSocket-Extensions", "")
+            assert ("permessage-deflate" in accepted) is compress
+            await asyncio.sleep(0.1)
+            sent = viewer_frame(payload(1))
+            assert server.broadcast(sent) == 1
+            assert await asyncio.wait_for(ws.recv(), 2.0) == sent
+    finally:
+        await server.close()
+
+
 async def test_hostile_and_foreign_clients_are_dropped_and_counted():
     server = ViewerServer("127.0.0.1", 0, max_clients=2)
     _, port = await server.start()

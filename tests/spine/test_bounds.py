@@ -1,7 +1,6 @@
 """A live run that goes on for days keeps bounded memory and a bounded run-log rate."""
 from __future__ import annotations
 
-import asyncio
 import json
 
 from facesynth.graph.checks import load_graph
@@ -14,18 +13,15 @@ def test_the_metrics_actor_keeps_a_window_and_the_run_start():
     actor = MetricsActor(window=100)
     records = [{"type": "run_start", "run_id": "r1"}] + [{"type": "stats", "i": i} for i in range(1, 2500)]
 
-    async def feed():
-        for i in range(0, len(records), 7):  # appended in small batches, as the supervisor does
-            await actor.append(records[i:i + 7])
-        return await actor.snapshot(), await actor.since(0), await actor.since(2490)
-
-    snap, from_start, tail = asyncio.run(feed())
+    for i in range(0, len(records), 7):  # appended in small batches, as the supervisor does
+        actor.append(records[i:i + 7])
+    snap, from_start, tail = actor.snapshot(), actor.since(0), actor.since(2490)
     assert len(actor.recent) == 100 and len(snap) == 101  # the window, and run_start kept in front
     assert snap[0]["run_id"] == "r1" and from_start == snap
     assert [r["i"] for r in snap[1:]] == list(range(2400, 2500))  # the newest 100, in order
     assert [r["seq"] for r in tail] == list(range(2490, 2500)) == [r["i"] for r in tail]
-    asyncio.run(actor.append([{"type": "run_start", "run_id": "r2"}]))  # a new run starts afresh
-    assert [r.get("run_id") for r in asyncio.run(actor.snapshot())] == ["r2"]
+    actor.append([{"type": "run_start", "run_id": "r2"}])  # a new run starts afresh
+    assert [r.get("run_id") for r in actor.snapshot()] == ["r2"]
 
 
 def test_an_idle_run_logs_stats_only_at_a_low_rate(tmp_path, make_graph):
