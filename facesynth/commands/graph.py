@@ -177,7 +177,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_graph_args(p)
     p.add_argument("--store", help="store path (same as --set store.path=PATH)")
     p.add_argument("--address", help="join an existing Ray cluster (e.g. 127.0.0.1:6379) instead of embedded Ray")
-    p.add_argument("--local", action="store_true", help="run in this process without Ray (debugging)")
+    p.add_argument("--local", action="store_true", help="run in this process without Ray: for debugging, and "
+                   "the fastest way to run a live graph (no process hop per frame)")
     p.add_argument("--restart", action="store_true", help="start over: delete the store's frames and progress")
     p.add_argument("--tui", action="store_true", help="show the live terminal dashboard while running")
     out = p.add_mutually_exclusive_group()

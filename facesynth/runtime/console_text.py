@@ -248,9 +248,12 @@ def next_commands(graph_file: str | None, export_dir: str | None, store: str | N
     if Path(export_dir) != Path(default_export):
         sets_demo = [f"nodes.track.params.store={store}", f"nodes.condition.params.store={store}",
                      f"nodes.condition.params.model={export_dir}", f"nodes.generator.params.model={export_dir}"]
-    return [{"command": command(prog, "graph", "run", str(demo), *[a for s in sets_demo for a in ("--set", s)]),
+    # --local: a live graph in one process holds 90 Hz where Ray's process per node does not (docs/live_protocol.md)
+    return [{"command": command(prog, "graph", "run", str(demo), "--local",
+                                *[a for s in sets_demo for a in ("--set", s)]),
              "purpose": "watch it move in the browser viewer (http://127.0.0.1:8090/; `facesynth view` opens it)"},
-            {"command": command(prog, "graph", "run", str(serve), "--set", f"nodes.generator.params.model={export_dir}"),
+            {"command": command(prog, "graph", "run", str(serve), "--local", "--set",
+                                f"nodes.generator.params.model={export_dir}"),
              "purpose": "serve it live to VR clients (examples/vr_client.py receives the frames)"}]
 
 

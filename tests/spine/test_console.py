@@ -141,8 +141,8 @@ def test_summary_says_what_was_made_how_good_and_what_next():
     assert re.search(r"depth MAE\s+2\.35 mm\s+5\.33 mm", text)
     assert re.search(r"face SSIM\s+0\.870\s+0\.724", text) and re.search(r"face LPIPS\s+0\.057\s+0\.173", text)
     assert "warnings: 0" in lines
-    assert "    .venv/bin/facesynth graph run graphs/live_demo.yaml" in lines
-    assert ("    .venv/bin/facesynth graph run graphs/live_inference.yaml --set "
+    assert "    .venv/bin/facesynth graph run graphs/live_demo.yaml --local" in lines
+    assert ("    .venv/bin/facesynth graph run graphs/live_inference.yaml --local --set "
             "nodes.generator.params.model=data_store/capture_to_model.zarr.model/export") in lines
     assert not REPRS.search(text) and not CONTROL.search(text)
 
@@ -150,7 +150,7 @@ def test_summary_says_what_was_made_how_good_and_what_next():
 def test_next_commands_for_another_store_carry_its_paths():
     nexts = ct.next_commands("graphs/capture_to_model.yaml", "/tmp/x y/s.zarr.model/export", "/tmp/x y/s.zarr")
     demo = nexts[0]["command"]
-    assert demo.startswith("facesynth graph run graphs/live_demo.yaml --set ")
+    assert demo.startswith("facesynth graph run graphs/live_demo.yaml --local --set ")
     assert "'nodes.generator.params.model=/tmp/x y/s.zarr.model/export'" in demo  # quoted for a shell
     assert "'nodes.track.params.store=/tmp/x y/s.zarr'" in demo
 

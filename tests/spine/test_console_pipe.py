@@ -59,7 +59,7 @@ def test_main_job_into_a_pipe_then_json(tmp_path):
     assert any(re.fullmatch(rf"    model      {re.escape(model_dir)}  \(32 px, ngf 4, \d+ steps\)", x) for x in out), out
     assert any(re.match(r"\s+depth MAE\s+[\d.]+ mm\s+[\d.]+ mm$", x) for x in out), out
     assert "warnings: 0" in out and "next:" in out
-    assert any("graphs/live_demo.yaml --set" in x and f"nodes.generator.params.model={model_dir}" in x for x in out)
+    assert any("graphs/live_demo.yaml --local --set" in x and f"nodes.generator.params.model={model_dir}" in x for x in out)
 
     again = _run(tmp_path, "--json")  # a rerun: everything is done; scripts get JSON lines only
     assert again.returncode == 0, again.stderr[-3000:]
