@@ -10,7 +10,7 @@ live.stats) as min/p50/p99, generator ms, frames skipped by the `latest` edges. 
 same work (draw + generator + mask + rgb/depth conversion) called directly in a loop on this machine
 in the same run, with one replica's threads (`max_fps` = 1000 / its p50: one replica's ceiling);
 `overhead_ratio` = graph p50 latency / direct p50 time. The graph runs `--replicas` generators (2,
-as graphs/live_*.yaml ship) with `--threads` each (0: the node's default, the usable cores shared
+as graphs/live_inference.yaml) with `--threads` each (0: the node's default, the usable cores shared
 among the replicas: 1 each on 2 cores). Each generator format in
 `--formats` (default: `weights`, the PyTorch path, as the baseline, and `auto`, live.generator's
 default: ONNX Runtime when the export has generator.onnx) runs the same rates, one after the
@@ -214,11 +214,11 @@ def run_rate(model: str, device: str, threads: int, replicas: int, size: int, ra
     stats = [json.loads(line) for line in Path(res.run_log).read_text().splitlines()]
     finals = {r.get("node"): r for r in stats if r.get("name") == "live.stats" and r.get("final")}
     final, vfinal = finals.get("out", {}), finals.get("viewer", {})
-    return {"format": fmt, "rate_hz": rate, "seconds": seconds, "late": final.get("late"), "sent": int(sent.value), "received": len(measured),
+    return {"format": fmt, "rate_hz": rate, "seconds": seconds, "sent": int(sent.value), "received": len(measured),
             "achieved_fps": round(len(measured) / seconds, 2),
             "latency_ms_sender_to_client": pct([(r - s) * 1000.0 for r, s, _ in measured]),
             "latency_ms_graph": final.get("latency_ms"), "generator_ms": final.get("generator_ms"),
-            "skipped_by_latest": final.get("skipped"),
+            "skipped_by_latest": final.get("skipped"), "late": final.get("late"),
             "viewer": {"received": len(vmeasured), "achieved_fps": round(len(vmeasured) / seconds, 2),
                        "latency_ms_sender_to_page": pct([(r - s) * 1000.0 for r, s, _ in vmeasured]),
                        "latency_ms_landmarks_in_to_page": pct([(r - t) * 1000.0 for r, _, t in vmeasured]),
@@ -240,7 +240,7 @@ def main() -> int:
     ap.add_argument("--ngf", type=int, default=64, help="random weights only: generator width")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--replicas", type=int, default=2,
-                    help="live.generator replicas in the graph (2, as in graphs/live_*.yaml)")
+                    help="live.generator replicas in the graph (2, as in graphs/live_inference.yaml)")
     ap.add_argument("--threads", type=int, default=0,
                     help="generator CPU threads per replica (torch or ONNX Runtime), for the loop and the graph "
                          "(0 = the node's default: the usable cores shared among the replicas)")
@@ -291,7 +291,8 @@ def main() -> int:
             r["vs_" + base] = {"fps_ratio": round(r["achieved_fps"] / b["achieved_fps"], 3) if b["achieved_fps"] else None,
                                "p50_latency_ratio": round(rl / bl, 3) if rl and bl else None}
         out = {"benchmark": "live", "backend": a.backend, "device": a.device, **shape, "model": a.model or "random",
-               "replicas": a.replicas, "threads_per_replica": threads, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+               "replicas": a.replicas, "threads_per_replica": threads, "torch_threads": torch.get_num_threads(),
+               "cpus": os.cpu_count(),
                "load_avg_1m": round(os.getloadavg()[0], 2), "formats": formats, "direct": direct, "graph": runs,
                "target": "GPU: 90 fps at 256 px, p99 latency < 11 ms; 2 CPU cores: >= 85 fps at 90 Hz (main job's model)"}
     print(json.dumps(out, indent=2))
