@@ -223,9 +223,6 @@ class OnnxGenerator:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = max(1, int(threads))
         opts.inter_op_num_threads = 1
-        # no busy-waiting between calls: in a live graph the pool threads would spin on the cores the
-        # other nodes need (benchmarks/live.py: more frames at 90 Hz with it off)
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
         if device.startswith("cuda"):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
